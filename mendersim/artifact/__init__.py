@@ -1,0 +1,1 @@
+"""Mender artifact format v3: streaming writer and reader."""

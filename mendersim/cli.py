@@ -1,0 +1,47 @@
+"""The `mendersim` command: each subcommand is registered by the package that owns it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mendersim import __version__
+from mendersim.errors import MendersimError
+
+# Modules exposing `register(subparsers)`; each adds its subcommands with a `func` default
+# taking the parsed namespace and returning an exit code.
+COMMAND_MODULES = (
+    "mendersim.fleet.commands",
+    "mendersim.server.commands",
+    "mendersim.artifact.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mendersim", description="Mender OTA fleet simulator and load-testing harness."
+    )
+    parser.add_argument("--version", action="version", version=f"mendersim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MendersimError as exc:
+        print(f"mendersim: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mendersim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The device engine: a simulated Mender client that knows nothing of Locust."""

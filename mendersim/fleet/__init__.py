@@ -1,0 +1,1 @@
+"""Fleet: profiles, identity generators, keys and the SQLite seed store."""

@@ -1,0 +1,1 @@
+"""The Locust harness: one Locust user per simulated device."""

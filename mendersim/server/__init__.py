@@ -1,0 +1,1 @@
+"""The embedded Mender-compatible server."""
