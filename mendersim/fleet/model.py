@@ -51,3 +51,15 @@ class DeviceRecord:
     def attributes(self) -> dict[str, Any]:
         """What profile quirks match against: identity, device type and inventory."""
         return {**self.id_data, **self.inventory, "device_type": self.device_type}
+
+
+@dataclass(slots=True)
+class DeviceStateUpdate:
+    """A device's state after a run, written back to the store by one process."""
+
+    device_id: str
+    status: str
+    artifact_name: str
+    partition: str
+    provides: dict[str, str]
+    history: list[DeploymentRecord]  # deployments not yet written to the store

@@ -1,0 +1,25 @@
+"""The fleet's state as the master sees it: read by the web UI tab, InfluxDB and thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class FleetSnapshot:
+    users: int = 0
+    workers: int = 0
+    devices_by_status: dict[str, int] = field(default_factory=dict)  # new/pending/accepted/...
+    deployments_by_state: dict[str, int] = field(default_factory=dict)  # in progress, by state
+    outcomes: dict[str, int] = field(default_factory=dict)  # success/failure/... cumulative
+    download_bytes: int = 0  # cumulative over finished downloads
+    download_seconds: float = 0.0
+    scheduler_lag_p99_s: float = 0.0  # over the last interval, worst worker
+    scheduler_lag_max_s: float = 0.0
+    rollout_started_at: float | None = None  # unix time the rollout deployment was created
+    rollout_finished_s: float | None = None  # seconds from creation until every target finished
+    rollout_targets: int = 0
+
+    def success_rate(self) -> float | None:
+        finished = sum(self.outcomes.values())
+        return None if finished == 0 else self.outcomes.get("success", 0) / finished
