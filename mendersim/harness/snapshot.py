@@ -19,6 +19,7 @@ class FleetSnapshot:
     rollout_started_at: float | None = None  # unix time the rollout deployment was created
     rollout_finished_s: float | None = None  # seconds from creation until every target finished
     rollout_targets: int = 0
+    rollout_done: int = 0  # targets in a final state so far (live rollout progress)
 
     def success_rate(self) -> float | None:
         finished = sum(self.outcomes.values())

@@ -1,0 +1,24 @@
+"""The authentication request, serialised once and signed exactly as sent."""
+
+from __future__ import annotations
+
+import json
+
+from mendersim.fleet import keys
+from mendersim.fleet.model import DeviceRecord
+
+AUTH_PATH = "/api/devices/v1/authentication/auth_requests"
+
+
+def auth_request(record: DeviceRecord, tenant_token: str) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of an auth request; the key is loaded here and dropped afterwards."""
+    payload = {"id_data": record.id_data_json(), "pubkey": record.public_key_pem}
+    if tenant_token:
+        payload["tenant_token"] = tenant_token
+    payload["tier"] = "standard"
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-MEN-Signature": keys.sign_b64(record.private_key(), body),
+    }
+    return body, headers

@@ -1,0 +1,85 @@
+"""CLI subcommands of the fleet package: `seed` and `fleet`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mendersim.errors import ConfigError
+from mendersim.fleet.profiles import load_fleet
+from mendersim.fleet.seed import seed_store
+from mendersim.fleet.store import SeedStore
+from mendersim.fleet.summary import format_summary
+from mendersim.logsetup import configure_logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    seed = subparsers.add_parser(
+        "seed",
+        help="generate (or complete) a fleet's seed store",
+        description="Generate every device of a fleet config into a SQLite seed store: "
+        "identities, keys (on every core), inventory. Re-running completes an interrupted "
+        "seed and adds devices to grown groups.",
+    )
+    seed.add_argument("fleet", help="fleet config (YAML), e.g. profiles/fleets/demo.yaml")
+    seed.add_argument("--db", required=True, help="seed store file to create or complete")
+    seed.add_argument(
+        "--workers", type=int, default=None, help="key-generating processes (default: all cores)"
+    )
+    seed.add_argument("--log-file", help="log file (default: the fleet config's logging.file)")
+    seed.add_argument("--log-level", help="log file level (default: the fleet config's)")
+    seed.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no closing summary line"
+    )
+    seed.set_defaults(func=run_seed)
+
+    fleet = subparsers.add_parser(
+        "fleet",
+        help="summarise a seed store",
+        description="Counts of a seed store's devices by profile, key type, status and "
+        "installed artifact, and of its deployment history by result.",
+    )
+    fleet.add_argument("db", help="seed store file")
+    fleet.add_argument("--json", action="store_true", help="print the counts as JSON")
+    fleet.set_defaults(func=run_fleet)
+
+
+@contextmanager
+def _private_files() -> Iterator[None]:
+    """Files made meanwhile (store, WAL, shared memory) are readable by their owner only."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers", f"must be at least 1, not {args.workers}")
+    fleet = load_fleet(args.fleet)
+    logging_config = fleet.document["logging"]
+    configure_logging(
+        file=args.log_file or logging_config["file"],
+        level=args.log_level or logging_config["level"],
+        max_bytes=logging_config["max_bytes"],
+        backups=logging_config["backups"],
+    )
+    with _private_files():
+        result = seed_store(fleet, args.db, workers=args.workers, progress=not args.quiet)
+    if not args.quiet:
+        print(
+            f"{args.db}: {result.total} devices ({result.added} added, "
+            f"{result.already} already stored) in {result.seconds:.1f} s"
+        )
+    return 0
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    with SeedStore.open(args.db) as store:
+        summary = store.summary()
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0

@@ -1,0 +1,180 @@
+"""Master side (and standalone): the seed store, device leases and state write-back.
+
+Only this process opens the store. Workers ask for devices (`LEASE`); the coordinator leases
+them by worker name and sends their records in chunks (`SLICE`); state updates come back
+(`STATES`) and are written in batches, and everything pending at the end of a run is collected
+(`COLLECT`) and written before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+from mendersim.fleet.model import DeviceStateUpdate
+from mendersim.fleet.store import SeedStore
+from mendersim.harness import wire
+from mendersim.harness.leases import LeaseBook, NotEnoughDevices
+from mendersim.harness.options import HarnessOptions
+
+logger = logging.getLogger(__name__)
+
+WRITE_EVERY_S = 5.0
+COLLECT_TIMEOUT_S = 20.0
+
+
+class Coordinator:
+    def __init__(
+        self,
+        environment: Any,
+        store: SeedStore,
+        options: HarnessOptions,
+        *,
+        on_refused: Callable[[str], None],
+        live_workers: Callable[[], set[str]],
+    ) -> None:
+        self._environment = environment
+        self._store = store
+        self._options = options
+        self._on_refused = on_refused
+        self._live_workers = live_workers
+        profiles = list(options.profiles) or None
+        self.book = LeaseBook(store.device_ids(profiles))
+        self._profiles = store.profiles()
+        self._fleet = store.fleet_config()
+        self._key_of: dict[str, str] = {}  # Locust client id → lease key
+        self._pending: list[DeviceStateUpdate] = []
+        self._awaiting_final: set[str] = set()
+        self._all_final = Event()
+        self._writer: gevent.Greenlet | None = None
+        self.written = 0
+
+    @property
+    def fleet_size(self) -> int:
+        return self.book.fleet_size
+
+    def device_types(self) -> list[str]:
+        """Every device type the simulated profiles may have (what a rollout artifact needs)."""
+        names = self._options.profiles or tuple(self._profiles)
+        types = {
+            entry["value"] if isinstance(entry, dict) else entry
+            for name in names
+            for entry in self._profiles.get(name, {}).get("device_types", [])
+        }
+        return sorted(types)
+
+    def engine_settings(self) -> dict[str, Any]:
+        """What every worker's devices need besides their records."""
+        options = self._options
+        if options.scenario == "ramp" and options.ramp_window > 0:
+            spread: float | None = options.ramp_window
+        else:
+            spread = None  # the engine's default: one poll interval
+        return {
+            "tenant_token": self._fleet.get("tenant_token") or "",
+            "poll_interval": self._fleet.get("poll_interval"),
+            "seed": int(self._fleet.get("seed") or 0),
+            "time_scale": options.time_scale,
+            "connection": options.connection,
+            "start_spread": spread,
+        }
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_lease(self, environment: Any, msg: Any) -> None:
+        client = msg.node_id
+        key = self._key_for(client, str(msg.data["key"]))
+        have, total = int(msg.data["have"]), int(msg.data["total"])
+        live = {self._key_of[c] for c in self._live_workers() if c in self._key_of}
+        try:
+            ids = self.book.lease(key, total, live)
+        except NotEnoughDevices as exc:
+            self._send(client, {"records": [], "error": str(exc), "last": True})
+            self._on_refused(str(exc))
+            return
+        self._write_pending()  # records sent out must carry the latest state
+        wanted = ids[have:total]
+        logger.info("worker %s (%s): %d devices leased, sending %d", key, client, len(ids), len(wanted))
+        first = True
+        for start in range(0, max(len(wanted), 1), wire.CHUNK):
+            records = self._store.load_devices(device_ids=wanted[start : start + wire.CHUNK])
+            data: dict[str, Any] = {
+                "records": [wire.record_to_wire(r) for r in records],
+                "last": start + wire.CHUNK >= len(wanted),
+            }
+            if first:
+                data["engine"] = self.engine_settings()
+                data["profiles"] = self._profiles
+                first = False
+            self._send(client, data)
+
+    def on_states(self, environment: Any, msg: Any) -> None:
+        self._pending.extend(wire.update_from_wire(item) for item in msg.data["updates"])
+        if msg.data.get("final"):
+            self._awaiting_final.discard(msg.node_id)
+            if not self._awaiting_final:
+                self._all_final.set()
+
+    # -- run life ------------------------------------------------------------------------------
+
+    def start_writing(self) -> None:
+        if self._writer is None or self._writer.dead:
+            self._writer = gevent.spawn(self._write_forever)
+
+    def collect(self, clients: list[str]) -> None:
+        """Ask every worker holding devices for its final state, wait (bounded), write it all."""
+        holders = [c for c in clients if c in self._key_of]
+        self._awaiting_final = set(holders)
+        self._all_final.clear()
+        for client in holders:
+            self._environment.runner.send_message(wire.COLLECT, {}, client_id=client)
+        if self._awaiting_final and not self._all_final.wait(COLLECT_TIMEOUT_S):
+            logger.warning(
+                "no final device state from %d worker(s) after %.0f s; their last reported "
+                "state is kept",
+                len(self._awaiting_final),
+                COLLECT_TIMEOUT_S,
+            )
+        self._write_pending()
+
+    def finish(self) -> None:
+        """Stop the periodic writer and write what is pending (the store stays open)."""
+        if self._writer is not None:
+            self._writer.kill(block=True)
+            self._writer = None
+        self._write_pending()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _key_for(self, client: str, asked: str) -> str:
+        """The lease key of a client; a name already used by another live worker gets suffixed."""
+        known = self._key_of.get(client)
+        if known is not None:
+            return known
+        live = self._live_workers()
+        taken = {self._key_of[c] for c in live if c in self._key_of and c != client}
+        key = asked if asked not in taken else f"{asked}/{client}"
+        if key != asked:
+            logger.warning("worker name %r is in use by another worker; using %r", asked, key)
+        self._key_of[client] = key
+        return key
+
+    def _send(self, client: str, data: dict[str, Any]) -> None:
+        self._environment.runner.send_message(wire.SLICE, data, client_id=client)
+
+    def _write_forever(self) -> None:
+        while True:
+            gevent.sleep(WRITE_EVERY_S)
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._store.save_states(batch)
+        self.written += len(batch)
+        logger.debug("wrote %d device states to %s", len(batch), self._store.path)

@@ -1,0 +1,155 @@
+"""The harness's command-line options: Locust flags, `MENDERSIM_*` variables and locust.conf keys."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mendersim.errors import ConfigError
+
+CONNECTION_POLICIES = ("fresh", "keepalive")
+SCENARIOS = ("steady", "ramp", "rollout")
+
+
+def add_arguments(parser: Any) -> None:
+    """Register the options on Locust's parser (configargparse: env vars and config files too)."""
+
+    def option(name: str, **kwargs: Any) -> None:
+        env = "MENDERSIM_" + name.removeprefix("--mendersim-").upper().replace("-", "_")
+        parser.add_argument(name, env_var=env, **kwargs)
+
+    option("--mendersim-db", default="fleet.db", help="Seed store (SQLite) holding the fleet")
+    option(
+        "--mendersim-fleet",
+        default="",
+        help="Fleet config (YAML); seeded into --mendersim-db first when that file does not exist",
+    )
+    option(
+        "--mendersim-profiles",
+        default="",
+        help="Comma-separated industry profiles to simulate (default: every device in the store)",
+    )
+    option(
+        "--mendersim-time-scale",
+        type=float,
+        default=1.0,
+        help="Multiplier of every device interval and duration (1 = production timing)",
+    )
+    option(
+        "--mendersim-connection",
+        choices=CONNECTION_POLICIES,
+        default="fresh",
+        help="fresh: a new connection per exchange; keepalive: one kept connection per device",
+    )
+    option(
+        "--mendersim-scenario",
+        choices=SCENARIOS,
+        default="steady",
+        help="steady: start-up spread over one poll interval; ramp: over --mendersim-ramp-window; "
+        "rollout: once the fleet is up, deploy to a share of it and time the rollout",
+    )
+    option(
+        "--mendersim-ramp-window",
+        type=float,
+        default=0.0,
+        help="Seconds (real time) over which device start-up spreads in the ramp scenario",
+    )
+    option(
+        "--mendersim-rollout-share",
+        type=float,
+        default=0.1,
+        help="Share of the accepted devices a rollout deploys to (0 < share <= 1)",
+    )
+    option(
+        "--mendersim-rollout-artifact-size",
+        type=int,
+        default=1_048_576,
+        help="Payload bytes of the artifact the rollout uploads",
+    )
+    option(
+        "--mendersim-rollout-delay",
+        type=float,
+        default=120.0,
+        help="Seconds after spawning completes at which the rollout starts even if some devices "
+        "are not accepted yet",
+    )
+    option(
+        "--mendersim-mgmt-token",
+        default="",
+        is_secret=True,
+        help="Management API token of a real server (for the rollout scenario)",
+    )
+    option(
+        "--mendersim-lag-bound",
+        type=float,
+        default=1.0,
+        help="Scheduler lag p99 (seconds) above which the harness warns that it is saturated",
+    )
+    option(
+        "--mendersim-worker-id",
+        default="",
+        include_in_web_ui=False,
+        help="Stable worker name for device leases (default: Locust's worker id); a restarted "
+        "worker with the same name gets its devices back",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessOptions:
+    """The options after validation; what the rest of the harness reads."""
+
+    db: str
+    fleet: str
+    profiles: tuple[str, ...]
+    time_scale: float
+    connection: str
+    scenario: str
+    ramp_window: float
+    rollout_share: float
+    rollout_artifact_size: int
+    rollout_delay: float
+    mgmt_token: str
+    lag_bound: float
+    worker_id: str
+
+    @classmethod
+    def from_parsed(cls, parsed: Any) -> HarnessOptions:
+        """Validate Locust's parsed options; raises ConfigError naming the option."""
+
+        def get(name: str) -> Any:
+            return getattr(parsed, "mendersim_" + name)
+
+        def positive(name: str, *, allow_zero: bool = False) -> float:
+            value = float(get(name))
+            if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+                bound = "zero or more" if allow_zero else "more than zero"
+                raise ConfigError(f"--mendersim-{name.replace('_', '-')}", f"must be {bound}")
+            return value
+
+        share = float(get("rollout_share"))
+        if not 0 < share <= 1:
+            raise ConfigError("--mendersim-rollout-share", f"{share} is not in (0, 1]")
+        for name, allowed in (("connection", CONNECTION_POLICIES), ("scenario", SCENARIOS)):
+            if get(name) not in allowed:
+                raise ConfigError(
+                    f"--mendersim-{name}", f"{get(name)!r} is not one of {', '.join(allowed)}"
+                )
+        if not get("db"):
+            raise ConfigError("--mendersim-db", "a seed store path is required")
+        profiles = tuple(p.strip() for p in str(get("profiles") or "").split(",") if p.strip())
+        return cls(
+            db=str(get("db")),
+            fleet=str(get("fleet") or ""),
+            profiles=profiles,
+            time_scale=positive("time_scale"),
+            connection=str(get("connection")),
+            scenario=str(get("scenario")),
+            ramp_window=positive("ramp_window", allow_zero=True),
+            rollout_share=share,
+            rollout_artifact_size=int(positive("rollout_artifact_size")),
+            rollout_delay=positive("rollout_delay", allow_zero=True),
+            mgmt_token=str(get("mgmt_token") or ""),
+            lag_bound=positive("lag_bound"),
+            worker_id=str(get("worker_id") or ""),
+        )

@@ -1,0 +1,239 @@
+"""Wires the harness into Locust's events, in whichever role this process has.
+
+- master: owns the store, leases devices, merges fleet reports, runs scenarios and the web tab;
+- worker: simulates the devices it is leased and reports back;
+- standalone (LocalRunner): both, talking to itself through Locust's local messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import ExitStack
+from typing import Any
+
+import gevent
+from locust.html import get_html_report, process_html_filename
+from locust.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    MasterRunner,
+    WorkerRunner,
+)
+
+from mendersim.errors import MendersimError
+from mendersim.fleet.store import SeedStore
+from mendersim.harness import embedded, options, webui, wire
+from mendersim.harness.coordinator import Coordinator
+from mendersim.harness.fleetview import FleetView, process_report
+from mendersim.harness.leases import NotEnoughDevices
+from mendersim.harness.options import HarnessOptions
+from mendersim.harness.pool import DevicePool
+from mendersim.harness.rollout import Rollout, RolloutPlan
+
+logger = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 3.0  # standalone runs report to themselves as often as workers do
+REPORT_KEY = "mendersim"
+
+
+def setup(events: Any) -> None:
+    """Register the harness on Locust's events; the locustfile calls this once."""
+    events.init_command_line_parser.add_listener(options.add_arguments)
+    events.init.add_listener(_on_init)
+
+
+def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> None:
+    if runner is None:  # e.g. --list: no run
+        return
+    harness: Harness | None = None
+    try:
+        harness = Harness(environment, runner, web_ui)
+        harness.start()
+    except MendersimError as exc:
+        if harness is not None:
+            harness.abort()
+        print(f"mendersim: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    environment.mendersim_harness = harness
+
+
+class Harness:
+    def __init__(self, environment: Any, runner: Any, web_ui: Any) -> None:
+        self.environment = environment
+        self.runner = runner
+        self.web_ui = web_ui
+        self.options = HarnessOptions.from_parsed(environment.parsed_options)
+        self.simulates = not isinstance(runner, MasterRunner)
+        self.coordinates = not isinstance(runner, WorkerRunner)
+        self._stack = ExitStack()
+        self.pool: DevicePool | None = None
+        self.coordinator: Coordinator | None = None
+        self.view: FleetView | None = None
+        self._rollout: Rollout | None = None
+        self._reporter: gevent.Greenlet | None = None
+        self._server: Any = None
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # Simulating listeners first: at test stop, devices hand in their state before the
+        # coordinating side writes the store.
+        events = self.environment.events
+        if self.simulates:
+            key = self.options.worker_id or getattr(self.runner, "client_id", "local")
+            self.pool = DevicePool(self.environment, key)
+            self.environment.mendersim_pool = self.pool
+            self.runner.register_message(wire.SLICE, self.pool.on_slice)
+            self.runner.register_message(wire.COLLECT, self.pool.on_collect)
+            events.test_start.add_listener(lambda **_: self.pool.start_flushing())
+            events.test_stop.add_listener(self._on_worker_stop)
+            if isinstance(self.runner, WorkerRunner):
+                events.report_to_master.add_listener(self._on_report_to_master)
+        if self.coordinates:
+            self._start_coordinating()
+            events.test_start.add_listener(self._on_test_start)
+            events.test_stopping.add_listener(self._on_test_stopping)
+            events.test_stop.add_listener(self._on_test_stop)
+            events.quitting.add_listener(self._on_quitting)
+
+    def _start_coordinating(self) -> None:
+        opts = self.options
+        embedded.ensure_seeded(opts.db, opts.fleet)
+        store = SeedStore.open(opts.db)
+        self._stack.callback(store.close)
+        self.coordinator = Coordinator(
+            self.environment,
+            store,
+            opts,
+            on_refused=self._refuse,
+            live_workers=self._live_workers,
+        )
+        if self.coordinator.fleet_size == 0:
+            where = f" for profiles {', '.join(opts.profiles)}" if opts.profiles else ""
+            raise MendersimError(f"{opts.db}: no devices{where}")
+        wanted = self.environment.parsed_options.num_users or 0
+        if self.environment.parsed_options.headless and wanted > self.coordinator.fleet_size:
+            raise NotEnoughDevices(wanted, self.coordinator.fleet_size)
+        if not self.environment.host:
+            self._server = embedded.start_embedded_server(self._stack)
+            self.environment.host = self._server.url
+            self.environment.parsed_options.host = self._server.url
+        self.view = FleetView(
+            opts.lag_bound, users=lambda: self.runner.user_count, workers=self._live_workers
+        )
+        self.environment.mendersim_fleet = self.view
+        self.runner.register_message(wire.LEASE, self.coordinator.on_lease)
+        self.runner.register_message(wire.STATES, self.coordinator.on_states)
+        if isinstance(self.runner, MasterRunner):
+            self.environment.events.worker_report.add_listener(self._on_worker_report)
+        if self.web_ui is not None:
+            webui.install(self.web_ui, self.view)
+        if opts.scenario == "rollout":
+            plan = RolloutPlan(
+                share=opts.rollout_share,
+                artifact_size=opts.rollout_artifact_size,
+                device_types=self.coordinator.device_types(),
+                start_delay_s=opts.rollout_delay,
+            )
+            self._rollout = Rollout(self.environment, self.view, plan, self._management)
+        logger.info(
+            "fleet of %d devices from %s against %s",
+            self.coordinator.fleet_size,
+            opts.db,
+            self.environment.host,
+        )
+
+    def abort(self) -> None:
+        """Undo a partial start-up (stop the embedded server, close the store)."""
+        self._stack.close()
+
+    def _management(self) -> Any:
+        if self._server is not None:
+            return self._server.management()
+        if not self.options.mgmt_token:
+            raise MendersimError(
+                "--mendersim-mgmt-token: the rollout scenario needs a management token for "
+                f"{self.environment.host}"
+            )
+        from mendersim.mender_api.management import ManagementClient
+
+        return ManagementClient(self.environment.host, self.options.mgmt_token)
+
+    def _live_workers(self) -> list[str]:
+        if isinstance(self.runner, MasterRunner):
+            return [c.id for c in self.runner.clients.values() if c.state != STATE_MISSING]
+        return ["local"]
+
+    # -- coordinating side ---------------------------------------------------------------------
+
+    def _on_test_start(self, **_: Any) -> None:
+        wanted = getattr(self.runner, "target_user_count", None) or (
+            self.environment.parsed_options.num_users or 0
+        )
+        if self.coordinator is not None and wanted > self.coordinator.fleet_size:
+            self._refuse(str(NotEnoughDevices(wanted, self.coordinator.fleet_size)))
+            return
+        self.coordinator.start_writing()
+        if not isinstance(self.runner, MasterRunner):
+            self._reporter = gevent.spawn(self._report_locally)
+        if self._rollout is not None:
+            self._rollout.start()
+
+    def _on_test_stopping(self, **_: Any) -> None:
+        if self._rollout is not None:
+            self._rollout.stop()
+        self.coordinator.collect(self._live_workers())
+
+    def _on_test_stop(self, **_: Any) -> None:
+        if self._reporter is not None:
+            self._reporter.kill(block=False)
+            self._reporter = None
+        self.coordinator.collect([])  # writes what is pending; nothing left to ask for
+
+    def _on_quitting(self, **_: Any) -> None:
+        """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report."""
+        if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            logger.info("stopping devices before exit")
+            self.runner.stop()
+            html = getattr(self.environment.parsed_options, "html_file", None)
+            if html:
+                self._write_html()
+        self.coordinator.finish()
+        self._stack.close()  # the embedded server, then the store
+
+    def _write_html(self) -> None:
+        opts = self.environment.parsed_options
+        process_html_filename(opts)
+        with open(opts.html_file, "w", encoding="utf-8") as file:
+            file.write(get_html_report(self.environment, show_download_link=False))
+
+    def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        if REPORT_KEY in data:
+            self.view.update(client_id, data[REPORT_KEY])
+
+    def _report_locally(self) -> None:
+        while True:
+            gevent.sleep(REPORT_EVERY_S)
+            self.view.update("local", process_report(self.pool, self.environment))
+
+    def _refuse(self, message: str) -> None:
+        """Stop the run with a one-line error and exit code 2 (headless) or stop it (web UI)."""
+        if self.environment.process_exit_code == 2:
+            return  # already refused and stopping
+        logger.error("mendersim: error: %s", message)
+        self.environment.process_exit_code = 2
+        if getattr(self.environment.parsed_options, "headless", False):
+            gevent.spawn(self.runner.quit)
+        else:
+            gevent.spawn(self.runner.stop)
+
+    # -- simulating side -----------------------------------------------------------------------
+
+    def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        data[REPORT_KEY] = process_report(self.pool, self.environment)
+
+    def _on_worker_stop(self, **_: Any) -> None:
+        self.pool.stop_flushing()
+        self.pool.flush()

@@ -1,0 +1,202 @@
+"""Worker side: the devices this process simulates, leased from the master in slices.
+
+Users take a device when they start and give it back when they stop. Records arrive in
+`SLICE` messages (the worker has no copy of the store); state updates go back in `STATES`
+messages, periodically and when the master collects them at the end of a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+
+from mendersim.device.behaviour import Behaviour
+from mendersim.device.engine import Device, EngineConfig
+from mendersim.errors import MendersimError
+from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
+from mendersim.harness import wire
+from mendersim.harness.clock import GeventClock, LagHistogram
+from mendersim.harness.listener import FleetCounters, HarnessListener
+from mendersim.harness.transport import GeventTransport
+
+logger = logging.getLogger(__name__)
+
+COALESCE_S = 0.05  # users spawning together share one lease request
+STATE_FLUSH_S = 10.0
+
+
+class LeaseRefused(MendersimError):
+    """The master could not give this worker the devices its users need."""
+
+
+class DevicePool:
+    def __init__(self, environment: Any, key: str) -> None:
+        self._environment = environment
+        self._key = key
+        self.lag = LagHistogram()
+        self.counters = FleetCounters()
+        self._clock = GeventClock(self.lag)
+        self._listener = HarnessListener(environment, self.counters)
+        self._received = 0
+        self._idle: deque[DeviceRecord] = deque()
+        self._waiters: deque[AsyncResult] = deque()
+        self._asking = False
+        self._engine: dict[str, Any] = {}
+        self._behaviours: dict[str, Behaviour] = {}
+        self._records: dict[Device, DeviceRecord] = {}
+        self._transports: dict[Device, GeventTransport] = {}
+        self._updates: list[DeviceStateUpdate] = []
+        self._flusher: gevent.Greenlet | None = None
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def acquire(self) -> Device:
+        """A device for a starting user; waits for the master's slice if none is at hand."""
+        if self._idle:
+            record = self._idle.popleft()
+        else:
+            waiter: AsyncResult = AsyncResult()
+            self._waiters.append(waiter)
+            self._ask_soon()
+            record = waiter.get()
+        return self._build(record)
+
+    def release(self, device: Device) -> None:
+        """The user stopped: stop its device, keep its state for the store, reuse its record."""
+        record = self._records.pop(device, None)
+        if record is None:
+            return
+        device.stop()
+        self._transports.pop(device).close()
+        self.counters.changed.discard(device)
+        self._take_update(device, record)
+        self._idle.append(record)
+
+    def devices(self) -> list[Device]:
+        return list(self._records)
+
+    def counts(self) -> tuple[Counter[str], Counter[str]]:
+        """Live devices by status and, for those busy with a deployment, by phase."""
+        by_status: Counter[str] = Counter()
+        by_phase: Counter[str] = Counter()
+        for device in self._records:
+            by_status[device.status] += 1
+            if device.phase != "idle":
+                by_phase[device.phase] += 1
+        return by_status, by_phase
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_slice(self, environment: Any, msg: Any) -> None:
+        data = msg.data
+        if data.get("error"):
+            error = LeaseRefused(data["error"])
+            while self._waiters:
+                self._waiters.popleft().set_exception(error)
+            self._asking = False
+            return
+        if data.get("engine"):
+            self._engine = data["engine"]
+            for name, document in data.get("profiles", {}).items():
+                if name not in self._behaviours:
+                    self._behaviours[name] = Behaviour.from_profile(document)
+        for item in data["records"]:
+            record = wire.record_from_wire(item)
+            self._received += 1
+            if self._waiters:
+                self._waiters.popleft().set(record)
+            else:
+                self._idle.append(record)
+        if data.get("last"):
+            self._asking = False
+            if self._waiters:
+                self._ask_soon()
+
+    def on_collect(self, environment: Any, msg: Any) -> None:
+        """The run is stopping: stop every device and send all state to the master, final."""
+        for device, record in list(self._records.items()):
+            device.stop()
+            self._take_update(device, record)
+        self.counters.changed.clear()
+        self.flush(final=True)
+
+    def flush(self, *, final: bool = False) -> None:
+        """Send state updates of devices that changed and of devices given back."""
+        for device in list(self.counters.changed):
+            record = self._records.get(device)
+            if record is not None:
+                self._take_update(device, record)
+        self.counters.changed.clear()
+        updates, self._updates = self._updates, []
+        for start in range(0, max(len(updates), 1), wire.CHUNK):
+            chunk = updates[start : start + wire.CHUNK]
+            last = start + wire.CHUNK >= len(updates)
+            if not chunk and not final:
+                return
+            self._environment.runner.send_message(
+                wire.STATES,
+                {"updates": [wire.update_to_wire(u) for u in chunk], "final": final and last},
+            )
+
+    def start_flushing(self) -> None:
+        if self._flusher is None or self._flusher.dead:
+            self._flusher = gevent.spawn(self._flush_forever)
+
+    def stop_flushing(self) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _flush_forever(self) -> None:
+        while True:
+            gevent.sleep(STATE_FLUSH_S)
+            self.flush()
+
+    def _ask_soon(self) -> None:
+        if not self._asking:
+            self._asking = True
+            gevent.spawn_later(COALESCE_S, self._ask)
+
+    def _ask(self) -> None:
+        total = self._received + len(self._waiters) - len(self._idle)
+        self._environment.runner.send_message(
+            wire.LEASE, {"key": self._key, "have": self._received, "total": total}
+        )
+
+    def _build(self, record: DeviceRecord) -> Device:
+        engine = self._engine
+        transport = GeventTransport(
+            self._environment,
+            self._environment.host,
+            profile=record.profile,
+            keepalive=engine["connection"] == "keepalive",
+        )
+        config = EngineConfig(
+            tenant_token=engine["tenant_token"],
+            time_scale=engine["time_scale"],
+            poll_interval=engine["poll_interval"],
+            seed=engine["seed"],
+            start_spread=engine["start_spread"],
+        )
+        device = Device(
+            record,
+            self._behaviours[record.profile],
+            transport,
+            self._clock,
+            config=config,
+            listener=self._listener,
+        )
+        self._records[device] = record
+        self._transports[device] = transport
+        return device
+
+    def _take_update(self, device: Device, record: DeviceRecord) -> None:
+        update = device.state_update()
+        wire.apply_update(record, update)
+        self._updates.append(update)

@@ -1,0 +1,224 @@
+"""The device engine's Transport on gevent: geventhttpclient exchanges that become Locust stats.
+
+Connection policies:
+- `fresh`: a new connection for every exchange, closed after it (`Connection: close`). A device
+  polling every 30 minutes holds no socket while idle, which is what keeps 100,000 devices in
+  one process under the open-files limit, and what a real device does at production intervals.
+- `keepalive`: one kept connection per device and host, reused across exchanges; closed when
+  the device stops. Each idle device holds a socket, so a process can run at most as many
+  devices as it may open files.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPParseError
+
+from mendersim.device import steps
+from mendersim.device.transport import Response, TransportError
+from mendersim.errors import ConfigError
+from mendersim.harness import stats
+
+CONNECT_TIMEOUT_S = 10.0
+NETWORK_TIMEOUT_S = 60.0
+
+_Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def parse_origin(url: str) -> tuple[_Origin, str]:
+    """Split an absolute URL into its origin and the request target (path and query)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("host", f"{url!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return (parts.scheme, parts.hostname, port), target
+
+
+def transport_error(exc: BaseException) -> TransportError:
+    """Name a connection-level failure by a short kind (what failure statistics group by)."""
+    if isinstance(exc, gevent.Timeout | socket.timeout | TimeoutError):
+        kind = "timeout"
+    elif isinstance(exc, ConnectionRefusedError):
+        kind = "connection_refused"
+    elif isinstance(exc, ConnectionResetError | BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE)
+    ):
+        kind = "connection_reset"
+    elif isinstance(exc, HTTPParseError):
+        kind = "connection_closed"
+    elif isinstance(exc, socket.gaierror):
+        kind = "dns_error"
+    else:
+        kind = "connection_error"
+    return TransportError(kind, f"{kind}: {exc}")
+
+
+def _new_client(origin: _Origin) -> HTTPClient:
+    scheme, host, port = origin
+    return HTTPClient(
+        host,
+        port,
+        ssl=scheme == "https",
+        connection_timeout=CONNECT_TIMEOUT_S,
+        network_timeout=NETWORK_TIMEOUT_S,
+        concurrency=1,
+    )
+
+
+class GeventTransport:
+    """One device's view of the network; cheap to hold for 100,000 devices."""
+
+    __slots__ = ("_base", "_environment", "_keepalive", "_kept", "_profile")
+
+    def __init__(
+        self, environment: Any, base_url: str, *, profile: str, keepalive: bool = False
+    ) -> None:
+        self._environment = environment
+        self._base, _ = parse_origin(base_url)
+        self._profile = profile
+        self._keepalive = keepalive
+        self._kept: dict[_Origin, HTTPClient] | None = None
+
+    def _target(self, url: str) -> tuple[_Origin, str]:
+        if url.startswith(("http://", "https://")):
+            return parse_origin(url)
+        return self._base, url if url.startswith("/") else "/" + url
+
+    @contextmanager
+    def _client(self, origin: _Origin) -> Iterator[HTTPClient]:
+        if self._keepalive:
+            if self._kept is None:
+                self._kept = {}
+            client = self._kept.get(origin)
+            if client is None:
+                client = self._kept[origin] = _new_client(origin)
+            yield client
+            return
+        client = _new_client(origin)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def _headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        merged = dict(headers or {})
+        if not self._keepalive:
+            merged["Connection"] = "close"
+        return merged
+
+    def request(
+        self,
+        step: str,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Response:
+        origin, target = self._target(url)
+        started = time.perf_counter()
+        try:
+            with self._client(origin) as client:
+                answer = client.request(method, target, body=body, headers=self._headers(headers))
+                try:
+                    data = answer.read()
+                    response_headers = {k.lower(): v for k, v in answer.items()}
+                    status = answer.status_code
+                finally:
+                    answer.release()
+        except (OSError, HTTPParseError, gevent.Timeout) as exc:
+            error = transport_error(exc)
+            self._record(method, step, started, 0, error)
+            raise error from None
+        failure = stats.failure_for(step, method, status)
+        self._record(method, step, started, len(data), stats.HttpFailure(failure) if failure else None)
+        if status == 401 and step == steps.AUTH:
+            stats.fire(
+                self._environment, stats.DEVICE, stats.AUTH_NOT_ACCEPTED, 0, profile=self._profile
+            )
+        return Response(status, data, response_headers)
+
+    @contextmanager
+    def stream(
+        self, step: str, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> Iterator[_Download]:
+        origin, target = self._target(url)
+        download = _Download(time.perf_counter())
+        try:
+            with self._client(origin) as client:
+                try:
+                    answer = client.get(target, headers=self._headers(headers))
+                except (OSError, HTTPParseError, gevent.Timeout) as exc:
+                    download.error = transport_error(exc)
+                    raise download.error from None
+                download.attach(answer)
+                try:
+                    yield download
+                finally:
+                    answer.release()
+        finally:
+            failure: BaseException | None = download.error
+            if failure is None and download.status not in (200, 206):
+                text = stats.failure_for(step, "GET", download.status)
+                failure = stats.HttpFailure(text) if text else None
+            self._record("GET", step, download.started, download.nbytes, failure)
+
+    def close(self) -> None:
+        """Drop kept connections (keepalive policy); the device is leaving the run."""
+        for client in (self._kept or {}).values():
+            client.close()
+        self._kept = None
+
+    def _record(
+        self,
+        method: str,
+        step: str,
+        started: float,
+        nbytes: int,
+        exception: BaseException | None,
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        stats.fire(
+            self._environment, method, step, elapsed_ms, nbytes, exception, profile=self._profile
+        )
+
+
+class _Download:
+    """An open download: the engine reads chunks, the transport records one entry at the end."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.nbytes = 0
+        self.error: TransportError | None = None
+        self._answer: Any = None
+
+    def attach(self, answer: Any) -> None:
+        self._answer = answer
+        self.status = answer.status_code
+        self.headers = {k.lower(): v for k, v in answer.items()}
+
+    def iter_chunks(self, size: int) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = self._answer.read(size)
+            except (OSError, HTTPParseError, gevent.Timeout) as exc:
+                self.error = transport_error(exc)
+                raise self.error from None
+            if not chunk:
+                return
+            self.nbytes += len(chunk)
+            yield chunk

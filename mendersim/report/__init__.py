@@ -1,0 +1,1 @@
+"""Run reports for people and CI: threshold verdicts as a console table, JUnit XML and Markdown."""

@@ -1,0 +1,35 @@
+"""A Markdown summary of the threshold verdicts, fit for a CI job summary."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from mendersim.report.results import HEADER, RuleResult, overall, rows
+
+MARKS = {True: "✅", False: "❌"}
+
+
+def markdown_summary(results: Sequence[RuleResult], run: str = "") -> str:
+    title = "## mendersim thresholds" + (f": {run}" if run else "")
+    lines = [title, "", f"**{overall(results)}**", ""]
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "---|" * len(HEADER))
+    for result, row in zip(results, rows(results), strict=True):
+        cells = [_escape(cell) for cell in row]
+        cells[-1] = f"{MARKS[result.passed]} {cells[-1]}"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def save_summary(text: str, path: str, append: bool) -> None:
+    """Write the summary; append to a shared file such as GitHub's $GITHUB_STEP_SUMMARY, where
+    earlier steps' summaries must stay."""
+    if directory := os.path.dirname(path):
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "a" if append else "w", encoding="utf-8") as summary:
+        summary.write(text + "\n")
+
+
+def _escape(cell: str) -> str:
+    return cell.replace("|", "\\|")

@@ -1,0 +1,128 @@
+"""Assembles the aiohttp application and runs it (with uvloop when importable)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from mendersim.errors import MendersimError
+from mendersim.server.admin import Admin
+from mendersim.server.config import ServerConfig
+from mendersim.server.context import ServerContext
+from mendersim.server.deployments import DeviceDeployments
+from mendersim.server.deviceauth import DeviceAuth
+from mendersim.server.faults import FaultInjector
+from mendersim.server.inventory import Inventory
+from mendersim.server.management import Management
+from mendersim.server.middleware import RouteInfo, make_middleware
+from mendersim.server.persistence import Persistence
+from mendersim.server.state import ServerState
+from mendersim.server.storage import ArtifactStore
+from mendersim.server.tokens import TokenIssuer
+
+log = logging.getLogger(__name__)
+
+CONTEXT = web.AppKey("context", ServerContext)
+
+
+def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
+    """The application over `data_dir`; state comes from `config.db` when it exists."""
+    state = ServerState(config.acceptance, config.max_devices)
+    persistence = Persistence(config.db) if config.db else None
+    secrets_ = persistence.load(state) if persistence else {}
+    jwt_secret = secrets_.get("jwt_secret") or secrets.token_bytes(32)
+    link_secret = secrets_.get("link_secret") or secrets.token_bytes(32)
+    store = ArtifactStore(
+        data_dir / "artifacts",
+        link_secret,
+        base_url=config.base_url,
+        lifetime=config.presign_lifetime,
+        rate=config.download_rate,
+        state=state,
+    )
+    ctx = ServerContext(
+        config=config,
+        state=state,
+        tokens=TokenIssuer(jwt_secret, config.jwt_lifetime),
+        store=store,
+        faults=FaultInjector(config.faults, time.monotonic()),
+    )
+    routes = [
+        *DeviceAuth(ctx).routes(),
+        *Inventory(ctx).routes(),
+        *DeviceDeployments(ctx).routes(),
+        *store.routes(),
+        *Management(ctx).routes(),
+        *Admin(ctx).routes(),
+    ]
+    infos: dict[object, RouteInfo] = {}
+    app = web.Application(client_max_size=1024**4)
+    for route in routes:
+        added = app.router.add_route(route.method, route.path, route.handler)
+        infos[added] = RouteInfo(f"{route.method} {route.path}", route.kind, route.endpoint)
+    app.middlewares.append(make_middleware(ctx, infos))
+    app[CONTEXT] = ctx
+    if persistence is not None:
+        persistence.remember_secrets(jwt_secret=jwt_secret, link_secret=link_secret)
+        app.cleanup_ctx.append(_saving(persistence, state, config.flush_interval))
+    return app
+
+
+def _saving(persistence: Persistence, state: ServerState, interval: float):
+    """Write-behind: save what changed every `interval` seconds, and once more at shutdown."""
+
+    async def context(app: web.Application):
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                persistence.save(state)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        persistence.save(state)
+        persistence.close()
+        log.info("state saved to %s", persistence.path)
+
+    return context
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(config: ServerConfig) -> None:
+    """Run until SIGTERM/SIGINT; the state is flushed on the way out."""
+    temporary = config.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="mendersim-server-")) if temporary else config.data_dir
+    try:
+        app = build_app(config, data_dir)
+        loop = _event_loop()
+        try:
+            web.run_app(
+                app,
+                host=config.host,
+                port=config.port,
+                access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                print=None,
+                loop=loop,
+                handle_signals=True,
+            )
+        except OSError as exc:
+            raise MendersimError(
+                f"serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from None
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""`mendersim serve`: the embedded Mender-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from mendersim.errors import ConfigError
+from mendersim.server.config import ServerConfig
+from mendersim.server.faults import FaultSettings, compile_settings
+from mendersim.server.state import ACCEPTANCE_MODES
+from mendersim.server.units import parse_duration, parse_size
+
+TOKEN_ENV = "MENDERSIM_MGMT_TOKEN"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the embedded Mender-compatible server",
+        description="Serve Mender's device API and the management subset a load test needs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    parser.add_argument(
+        "--mgmt-token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token of the management API (env {TOKEN_ENV}; default: random, printed)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="where artifacts are stored (default: temp)")
+    parser.add_argument("--db", type=Path, help="SQLite file keeping state across restarts")
+    parser.add_argument(
+        "--db-flush-interval", default="5s", help="write-behind interval of --db (5s)"
+    )
+    parser.add_argument("--acceptance", choices=ACCEPTANCE_MODES, default="auto")
+    parser.add_argument("--max-devices", type=int, help="accepted-device limit (401 beyond it)")
+    parser.add_argument("--jwt-lifetime", default="1w", help="device token lifetime (1w)")
+    parser.add_argument(
+        "--v2-next",
+        choices=("on", "off"),
+        default="on",
+        help="answer v2 deployments/next (on, as hosted Mender) or 404 (off, as open source)",
+    )
+    parser.add_argument("--download-rate", help="bandwidth cap per download, BYTES/s")
+    parser.add_argument("--presign-lifetime", default="24h", help="download link lifetime")
+    parser.add_argument("--public-url", help="base URL put in download links")
+    faults = parser.add_argument_group("faults (device API)")
+    faults.add_argument("--latency", help="50ms | normal:MEAN,SD | uniform:LOW,HIGH | exp:MEAN")
+    faults.add_argument(
+        "--error-rate", action="append", default=[], help="ENDPOINT=SHARE[:500|503]"
+    )
+    faults.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        help="ENDPOINT=SHARE:RETRY_AFTER_S or ENDPOINT=RATE/s (429)",
+    )
+    faults.add_argument("--drop-rate", action="append", default=[], help="ENDPOINT=SHARE")
+    faults.add_argument(
+        "--maintenance", action="append", default=[], help="START+DURATION[@EVERY] (503)"
+    )
+    faults.add_argument("--fault-seed", type=int, default=0, help="seed of fault decisions")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--log-level", default="INFO", help="log level (INFO)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("--port", f"{args.port} is not a port number")
+    if args.max_devices is not None and args.max_devices < 1:
+        raise ConfigError("--max-devices", "must be at least 1")
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        raise ConfigError("--data-dir", f"{args.data_dir} is not a directory")
+    if args.db is not None and not args.db.parent.is_dir():
+        raise ConfigError("--db", f"directory {args.db.parent} does not exist")
+    faults = FaultSettings(
+        latency=args.latency,
+        error_rate=args.error_rate,
+        rate_limit=args.rate_limit,
+        drop_rate=args.drop_rate,
+        maintenance=args.maintenance,
+        seed=args.fault_seed,
+    )
+    compile_settings(faults, 0.0)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        mgmt_token=args.mgmt_token or secrets.token_urlsafe(24),
+        data_dir=args.data_dir,
+        db=args.db,
+        flush_interval=parse_duration(args.db_flush_interval, "--db-flush-interval"),
+        acceptance=args.acceptance,
+        max_devices=args.max_devices,
+        jwt_lifetime=parse_duration(args.jwt_lifetime, "--jwt-lifetime"),
+        v2_next=args.v2_next == "on",
+        download_rate=(
+            parse_size(args.download_rate, "--download-rate") if args.download_rate else None
+        ),
+        presign_lifetime=parse_duration(args.presign_lifetime, "--presign-lifetime"),
+        public_url=args.public_url,
+        faults=faults,
+        access_log=args.access_log,
+    )
+    for name, value in (
+        ("--db-flush-interval", config.flush_interval),
+        ("--jwt-lifetime", config.jwt_lifetime),
+        ("--presign-lifetime", config.presign_lifetime),
+    ):
+        if value <= 0:
+            raise ConfigError(name, "must be longer than zero")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    level = logging.getLevelName(str(args.log_level).upper())
+    if not isinstance(level, int):
+        raise ConfigError("--log-level", f"unknown level {args.log_level!r}")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mendersim.server.app import serve  # aiohttp only for this command
+
+    token_note = "" if args.mgmt_token else f" (management token: {config.mgmt_token})"
+    print(f"mendersim server on http://{config.host}:{config.port}{token_note}", file=sys.stderr)
+    serve(config)
+    return 0

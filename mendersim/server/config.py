@@ -1,0 +1,34 @@
+"""Everything `mendersim serve` can be told, in one value handed to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mendersim.server.faults import FaultSettings
+
+WEEK = 7 * 86400.0
+DAY = 86400.0
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mgmt_token: str = ""
+    data_dir: Path | None = None  # None: a temporary directory removed at exit
+    db: Path | None = None  # SQLite file; None keeps state in memory only
+    flush_interval: float = 5.0
+    acceptance: str = "auto"
+    max_devices: int | None = None
+    jwt_lifetime: float = WEEK
+    v2_next: bool = True
+    download_rate: int | None = None  # bytes/s per connection
+    presign_lifetime: float = DAY
+    public_url: str | None = None  # base of presigned download links; default http://host:port
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    access_log: bool = False
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

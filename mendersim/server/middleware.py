@@ -1,0 +1,96 @@
+"""One middleware for every request: faults, credentials and the per-route counters.
+
+A single layer keeps the poll path short: one route lookup decides the route's kind (device,
+open, management) and fault family, and the answer is counted under "<METHOD> <route template>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from aiohttp import web
+
+from mendersim.server import replies
+from mendersim.server.context import ServerContext
+from mendersim.server.routing import DEVICE, MANAGEMENT
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RouteInfo(NamedTuple):
+    key: str  # "<METHOD> <route template>"
+    kind: str
+    endpoint: str | None
+
+
+def make_middleware(ctx: ServerContext, routes: dict[object, RouteInfo]) -> object:
+    counters = ctx.requests
+    faults = ctx.faults
+    tokens = ctx.tokens
+    state = ctx.state
+    management_header = f"Bearer {ctx.config.mgmt_token}".encode()
+    monotonic = time.monotonic
+
+    def count(key: str, code: str) -> None:
+        codes = counters.get(key)
+        if codes is None:
+            codes = counters[key] = {}
+        codes[code] = codes.get(code, 0) + 1
+
+    async def serve(request: web.Request, handler: Handler, info: RouteInfo) -> web.StreamResponse:
+        if info.endpoint is not None and faults.active:
+            decision = faults.decide(info.endpoint, monotonic())
+            if decision.delay:
+                await asyncio.sleep(decision.delay)
+            if decision.drop:
+                raise _Dropped
+            if decision.status is not None:
+                headers = {}
+                if decision.retry_after is not None:
+                    headers["Retry-After"] = str(decision.retry_after)
+                message = "too many requests" if decision.status == 429 else "service unavailable"
+                if decision.status == 500:
+                    message = "internal error"
+                return replies.error(decision.status, message, request, **headers)
+        if info.kind == DEVICE:
+            device = state.accepted_device(tokens.device_id(request.headers.get("Authorization")))
+            if device is None:
+                return replies.error(401, "unauthorized", request)
+            request["device"] = device
+        elif info.kind == MANAGEMENT:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, management_header):
+                return replies.error(401, "management token missing or wrong", request)
+        return await handler(request)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = routes.get(request.match_info.route)
+        if info is None:
+            info = RouteInfo(f"{request.method} <unmatched>", "", None)
+        try:
+            response = await serve(request, handler, info)
+        except _Dropped:
+            count(info.key, "dropped")
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            raise asyncio.CancelledError from None
+        except web.HTTPException as exc:
+            count(info.key, str(exc.status))
+            raise
+        count(info.key, str(response.status))
+        return response
+
+    return middleware
+
+
+class _Dropped(Exception):
+    """Internal signal: close the connection without an answer."""

@@ -1,0 +1,99 @@
+"""Start the embedded server as a real subprocess (tests, benchmarks, the harness's demos)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from mendersim.errors import MendersimError
+from mendersim.mender_api.management import ManagementClient
+
+_START_TIMEOUT = 20.0
+_STOP_TIMEOUT = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    mgmt_token: str
+    process: subprocess.Popen
+
+    def management(self) -> ManagementClient:
+        return ManagementClient(self.url, self.mgmt_token)
+
+
+def _wait_ready(handle: ServerHandle, stderr_path: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    headers = {"Authorization": f"Bearer {handle.mgmt_token}"}
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            output = stderr_path.read_text(errors="replace").strip().splitlines()
+            last = output[-1] if output else "no output"
+            raise MendersimError(f"server exited with code {handle.process.returncode}: {last}")
+        try:
+            if requests.get(f"{handle.url}/_mendersim/status", headers=headers, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise MendersimError(f"server at {handle.url} did not answer within {_START_TIMEOUT:.0f} s")
+
+
+@contextmanager
+def running_server(
+    *args: str, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[ServerHandle]:
+    """`mendersim serve` on a free port of 127.0.0.1 with a random management token; stopped
+    with SIGTERM (so it flushes its state) when the block ends."""
+    port = free_port()
+    token = secrets.token_urlsafe(16)
+    command = [
+        sys.executable,
+        "-m",
+        "mendersim.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--mgmt-token",
+        token,
+        *args,
+    ]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    full_env = {**os.environ, **(env or {})}
+    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    stderr_path = log_dir / f"mendersim-server-{port}.log"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=full_env)
+    handle = ServerHandle(f"http://127.0.0.1:{port}", token, process)
+    try:
+        _wait_ready(handle, stderr_path)
+        yield handle
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        stderr_path.unlink(missing_ok=True)

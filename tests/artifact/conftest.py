@@ -1,0 +1,30 @@
+"""Keys and paths shared by the artifact tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mendersim.fleet import keys
+
+
+@pytest.fixture(scope="session")
+def real_artifacts() -> Path:
+    """Artifacts made by Mender's own tools (from mender-server's test data)."""
+    return Path("/work/shared/mender/artifacts")
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> keys.PrivateKey:
+    return keys.generate("rsa2048")
+
+
+@pytest.fixture(scope="session")
+def ecdsa_key() -> keys.PrivateKey:
+    return keys.generate("ecdsa-p256")
+
+
+@pytest.fixture(scope="session")
+def other_rsa_key() -> keys.PrivateKey:
+    return keys.generate("rsa2048")

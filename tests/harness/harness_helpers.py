@@ -1,0 +1,57 @@
+"""Helpers of the harness's integration tests: seeded fleets and Locust processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = REPO / "locustfiles" / "fleet.py"
+LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+# Production timing scaled so a 1800 s poll interval takes one second.
+TIME_SCALE = str(1 / 1800)
+
+
+def seed(tmp: Path, groups: list[dict], name: str = "fleet") -> Path:
+    fleet = tmp / f"{name}.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "server_url": "http://127.0.0.1:1",  # runs give --host or start a server
+                "poll_interval": 1800,
+                "seed": 11,
+                "groups": groups,
+            }
+        ), encoding="utf-8"
+    )
+    db = tmp / f"{name}.db"
+    subprocess.run(
+        [sys.executable, "-m", "mendersim.cli", "seed", str(fleet), "--db", str(db)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    return db
+
+
+def locust(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """A Locust process with the fleet locustfile; output to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [*LOCUST, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def stats_rows(csv_prefix: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with open(f"{csv_prefix}_stats.csv", encoding="utf-8") as handle:
+        return {(row["Type"], row["Name"]): row for row in csv.DictReader(handle)}

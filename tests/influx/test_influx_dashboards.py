@@ -1,0 +1,208 @@
+"""Every Grafana dashboard query runs on a real InfluxQL engine (Debian's influxdb 1.x) over points
+made by the listener's own point builders, and returns data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from tsdb import REPO, influxdb1
+
+from mendersim.harness.influx import (
+    GeneratorHealth,
+    fleet_points,
+    generator_point,
+    run_point,
+    step_points,
+)
+from mendersim.harness.influx_stats import IntervalAggregator
+from mendersim.harness.snapshot import FleetSnapshot
+
+pytestmark = pytest.mark.integration
+
+GRAFANA = REPO / "reports" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+DB = "mendersim"
+RUN_ID = "20261122-120000"
+START_MS = 1_795_000_000_000
+INTERVALS = 6
+INTERVAL_MS = 10_000
+WORKERS = ("worker-0", "worker-1")
+# step -> (request type, response time ms, bytes)
+STEPS = {
+    "auth": ("POST", 25.0, 300),
+    "inventory": ("PATCH", 40.0, 0),
+    "deployments/next": ("GET", 12.0, 500),
+    "status:downloading": ("PUT", 15.0, 0),
+    "status:installing": ("PUT", 15.0, 0),
+    "status:success": ("PUT", 15.0, 0),
+    "download": ("GET", 900.0, 1_000_000),
+    "time to accepted": ("DEVICE", 30_000.0, 0),
+    "deployment duration": ("DEVICE", 200_000.0, 0),
+    "install downtime": ("DEVICE", 20_000.0, 0),
+    "reboot downtime": ("DEVICE", 45_000.0, 0),
+}
+REQUESTS_PER_STEP = 5  # per worker, profile and interval
+
+
+class HttpError(Exception):
+    pass
+
+
+def sample_lines() -> list[str]:
+    """Several intervals of two workers and two profiles, as the listener writes them."""
+    lines = []
+    for interval in range(INTERVALS):
+        ts_ms = START_MS + (interval + 1) * INTERVAL_MS
+        for n, worker in enumerate(WORKERS):
+            aggregator = IntervalAggregator(0.0)
+            for profile in ("automotive", "medical"):
+                for step, (request_type, response_time, size) in STEPS.items():
+                    for i in range(REQUESTS_PER_STEP):
+                        failed = step == "inventory" and i == 0
+                        aggregator.record(
+                            request_type,
+                            step,
+                            response_time + i,
+                            size,
+                            HttpError() if failed else None,
+                            {"profile": profile},
+                            type("Answer", (), {"status_code": 503 if failed else 200})(),
+                        )
+            points = step_points(aggregator.drain(INTERVAL_MS / 1000), RUN_ID, worker, ts_ms)
+            health = GeneratorHealth(40.0 + n, 150_000_000, interval, 0)
+            points.append(generator_point(health, RUN_ID, worker, ts_ms))
+            lines.extend(point.to_line_protocol() for point in points)
+        previous = snapshot(interval - 1) if interval else None
+        lines.extend(
+            p.to_line_protocol() for p in fleet_points(snapshot(interval), previous, RUN_ID, ts_ms)
+        )
+        lines.append(run_point(RUN_ID, 200, len(WORKERS), ts_ms).to_line_protocol())
+    return lines
+
+
+def snapshot(interval: int) -> FleetSnapshot:
+    return FleetSnapshot(
+        users=200,
+        workers=2,
+        devices_by_status={"accepted": 150 + interval, "pending": 50 - interval},
+        deployments_by_state={"downloading": 10, "installing": 5, "rebooting": 2},
+        outcomes={"success": 20 * interval, "failure": interval},
+        download_bytes=8_000_000 * interval,
+        download_seconds=4.0 * interval,
+        scheduler_lag_p99_s=0.02,
+        scheduler_lag_max_s=0.3,
+        rollout_started_at=START_MS / 1000,
+        rollout_finished_s=55.0 if interval > 3 else None,
+        rollout_targets=100,
+    )
+
+
+def substitute(query: str) -> str:
+    """What Grafana does to a raw InfluxQL query before sending it."""
+    end_ms = START_MS + (INTERVALS + 1) * INTERVAL_MS
+    return (
+        query.replace("$timeFilter", f"time >= {START_MS}ms and time <= {end_ms}ms")
+        .replace("$__interval_ms", str(INTERVAL_MS))
+        .replace("$__interval", f"{INTERVAL_MS // 1000}s")
+        .replace("$run_id", re.escape(RUN_ID))
+    )
+
+
+def all_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel or variable, query) for every query in every dashboard."""
+    found = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        for variable in dashboard["templating"]["list"]:
+            found.append((path.name, f"variable {variable['name']}", variable["query"]))
+        for panel in dashboard["panels"]:
+            found.extend((path.name, panel["title"], t["query"]) for t in panel["targets"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def influx(tmp_path_factory) -> str:
+    with influxdb1(tmp_path_factory.mktemp("influxdb")) as url:
+        requests.post(f"{url}/query", params={"q": f"CREATE DATABASE {DB}"}, timeout=10)
+        answer = requests.post(
+            f"{url}/write",
+            params={"db": DB, "precision": "ms"},
+            data="\n".join(sample_lines()).encode(),
+            timeout=30,
+        )
+        assert answer.status_code == 204, answer.text
+        yield url
+
+
+def run_query(url: str, query: str) -> list[dict]:
+    answer = requests.post(f"{url}/query", params={"db": DB, "q": substitute(query)}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["results"][0]
+    assert "error" not in result, result["error"]
+    return result.get("series", [])
+
+
+def test_dashboards_cover_the_three_views():
+    assert [p.name for p in DASHBOARDS] == ["fleet.json", "generator-health.json", "overview.json"]
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "where", "query"),
+    all_queries(),
+    ids=lambda value: re.sub(r"\W+", "-", value)[:60],
+)
+def test_query_returns_data(influx, dashboard, where, query):
+    series = run_query(influx, query)
+    assert series, f"{dashboard} / {where}: no series"
+    values = [v for s in series for row in s["values"] for v in row[1:] if v is not None]
+    assert values, f"{dashboard} / {where}: only empty values"
+
+
+def test_run_variable_lists_the_run(influx):
+    query = json.loads((GRAFANA / "dashboards" / "overview.json").read_text())
+    series = run_query(influx, query["templating"]["list"][0]["query"])
+    assert [row[1] for row in series[0]["values"]] == [RUN_ID]
+
+
+def test_request_rate_adds_up_over_workers_and_profiles(influx):
+    query = (
+        'SELECT sum("count") * 1000 / $__interval_ms FROM "mendersim_step" WHERE '
+        '"run_id" =~ /^$run_id$/ AND "step" = \'auth\' AND $timeFilter GROUP BY time($__interval)'
+    )
+    [series] = run_query(influx, query)
+    rates = [row[1] for row in series["values"] if row[1]]
+    expected = len(WORKERS) * 2 * REQUESTS_PER_STEP / (INTERVAL_MS / 1000)
+    assert rates == [pytest.approx(expected)] * INTERVALS
+
+
+def test_every_panel_uses_the_provisioned_datasource():
+    provisioned = yaml.safe_load((GRAFANA / "datasources" / "mendersim-influx.yaml").read_text())
+    [datasource] = provisioned["datasources"]
+    assert datasource["jsonData"]["version"] == "InfluxQL"
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+        uids |= {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
+        assert uids == {datasource["uid"]}, path.name
+        assert [v["name"] for v in dashboard["templating"]["list"]] == ["run_id"]
+        assert all(
+            '"run_id" =~ /^$run_id$/' in q for _, _, q in all_queries() if not q.startswith("SHOW")
+        )
+
+
+def test_dashboard_provider_points_at_the_dashboards():
+    provider = yaml.safe_load((GRAFANA / "dashboards" / "mendersim.yaml").read_text())
+    [entry] = provider["providers"]
+    assert Path(entry["options"]["path"]).name == "dashboards"
+    assert entry["type"] == "file"
+
+
+def test_sample_lines_are_what_the_listener_writes():
+    lines = sample_lines()
+    assert any(line.startswith("mendersim_errors,") and "kind=http_503" in line for line in lines)
+    assert not any("HttpError" in line for line in lines)  # status wins over the class

@@ -1,0 +1,102 @@
+"""Artifact upload (real Mender-made artifacts included) and presigned, ranged, capped downloads."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+import requests
+from server_helpers import ARTIFACTS
+
+from mendersim.mender_api.management import MenderApiError
+from mendersim.server.process import running_server
+
+pytestmark = pytest.mark.integration
+
+SIZE = 300_000
+
+
+def _instructions(server, make_device, artifact_name, device_type):
+    device = make_device()
+    device.authenticate()
+    device_id = jwt.decode(device.token, options={"verify_signature": False})["sub"]
+    server.management().create_deployment("dl", artifact_name, devices=[device_id])
+    answer = device.next("old", device_type)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_real_artifacts_upload_and_list(server):
+    api = server.management()
+    test_id = api.upload_artifact(ARTIFACTS / "mender-server_test-artifact.mender", "rootfs")
+    date_id = api.upload_artifact(ARTIFACTS / "mender-server_date.mender")
+    listed = {a["id"]: a for a in api.list_artifacts()}
+    assert listed[test_id]["name"] == "deployments-phase-testing"
+    assert listed[test_id]["device_types_compatible"] == ["qemux86-64"]
+    assert listed[test_id]["description"] == "rootfs"
+    assert listed[test_id]["updates"][0]["type_info"]["type"] == "rootfs-image-v2"
+    assert listed[test_id]["updates"][0]["files"][0]["size"] == 512000
+    assert listed[date_id]["name"] == "date"
+    assert listed[date_id]["updates"][0]["type_info"]["type"] == "single-file"
+    with pytest.raises(MenderApiError, match="HTTP 409"):
+        api.upload_artifact(ARTIFACTS / "mender-server_date.mender")
+
+
+def test_defective_artifact_is_refused(server, tmp_path):
+    broken = tmp_path / "broken.mender"
+    broken.write_bytes((ARTIFACTS / "mender-server_date.mender").read_bytes()[:3000])
+    with pytest.raises(MenderApiError, match="HTTP 400: cannot read artifact"):
+        server.management().upload_artifact(broken)
+
+
+def test_download_full_and_ranges(server, make_device, make_artifact):
+    path = make_artifact("ranged", "range-type", SIZE)
+    server.management().upload_artifact(path)
+    uri = _instructions(server, make_device, "ranged", "range-type")["artifact"]["source"]["uri"]
+    content = path.read_bytes()
+    full = requests.get(uri)
+    assert full.status_code == 200
+    assert full.content == content
+    assert full.headers["Content-Length"] == str(len(content))
+    assert full.headers["Accept-Ranges"] == "bytes"
+    part = requests.get(uri, headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206
+    assert part.content == content[100:1100]
+    assert part.headers["Content-Range"] == f"bytes 100-1099/{len(content)}"
+    tail = requests.get(uri, headers={"Range": "bytes=5000-"})
+    assert tail.status_code == 206 and tail.content == content[5000:]
+    beyond = requests.get(uri, headers={"Range": f"bytes={len(content)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{len(content)}"
+
+
+def test_tampered_link_is_403(server, make_device, make_artifact):
+    server.management().upload_artifact(make_artifact("tamper", "tamper-type"))
+    uri = _instructions(server, make_device, "tamper", "tamper-type")["artifact"]["source"]["uri"]
+    assert requests.get(uri).status_code == 200
+    assert requests.get(uri[:-1] + ("0" if uri[-1] != "0" else "1")).status_code == 403
+    later = uri.replace("expire=", "expire=9")
+    assert requests.get(later).status_code == 403
+    assert requests.get(uri.split("?")[0]).status_code == 403
+
+
+def test_expired_link_is_403_and_bandwidth_cap_holds(make_artifact, spec_check):
+    from server_helpers import SimDevice
+
+    path = make_artifact("capped", "cap-type", SIZE)
+    with running_server("--presign-lifetime", "2s", "--download-rate", "400KiB") as server:
+        server.management().upload_artifact(path)
+        device = SimDevice(server.url, spec_check)
+        device.authenticate()
+        device_id = jwt.decode(device.token, options={"verify_signature": False})["sub"]
+        server.management().create_deployment("cap", "capped", devices=[device_id])
+        uri = device.next("old", "cap-type").json()["artifact"]["source"]["uri"]
+        started = time.monotonic()
+        body = requests.get(uri).content
+        elapsed = time.monotonic() - started
+        expected = len(body) / (400 * 1024)
+        assert body == path.read_bytes()
+        assert expected * 0.8 < elapsed < expected * 2 + 0.5
+        time.sleep(max(0.0, 3.1 - elapsed))
+        assert requests.get(uri).status_code == 403

@@ -1,0 +1,180 @@
+"""Deployments end to end: instructions, status reports, server rules, abort, statistics,
+groups, all devices, logs, v1 POST and v2 next."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+import requests
+from server_helpers import DEPLOYMENTS, NEXT_V2, SimDevice
+
+from mendersim.mender_api.management import MenderApiError
+from mendersim.server.process import running_server
+
+pytestmark = pytest.mark.integration
+
+TYPE = "sim-device"
+OLD = "release-1"
+
+
+def _device_id(device):
+    return jwt.decode(device.token, options={"verify_signature": False})["sub"]
+
+
+@pytest.fixture(scope="module")
+def release(server, make_artifact):
+    """Artifacts named release-2 for TYPE; release-3 for another device type only."""
+    api = server.management()
+    api.upload_artifact(make_artifact("release-2", TYPE))
+    api.upload_artifact(make_artifact("release-3", "other-type"))
+    return "release-2"
+
+
+@pytest.fixture
+def fleet(make_device):
+    def make(count):
+        devices = [make_device() for _ in range(count)]
+        for device in devices:
+            assert device.authenticate().status_code == 200
+        return devices
+
+    return make
+
+
+def test_full_deployment_reaches_finished_with_statistics(server, release, fleet):
+    api = server.management()
+    devices = fleet(2)
+    deployment_id = api.create_deployment("d1", release, devices=[_device_id(d) for d in devices])
+    stats = api.deployment_statistics(deployment_id)
+    assert stats["pending"] == 2 and set(stats) >= {"success", "failure", "noartifact"}
+    for index, device in enumerate(devices):
+        answer = device.next(OLD, TYPE)
+        assert answer.status_code == 200
+        instructions = answer.json()
+        assert instructions["id"] == deployment_id
+        assert instructions["artifact"]["artifact_name"] == release
+        assert instructions["artifact"]["device_types_compatible"] == [TYPE]
+        assert requests.get(instructions["artifact"]["source"]["uri"]).status_code == 200
+        for status in ("downloading", "installing", "rebooting"):
+            assert device.status(deployment_id, status).status_code == 204
+        final = "success" if index == 0 else "failure"
+        assert device.status(deployment_id, final).status_code == 204
+    stats = api.deployment_statistics(deployment_id)
+    assert (stats["success"], stats["failure"], stats["pending"]) == (1, 1, 0)
+    listed = {d["id"]: d for d in api.list_deployments()}
+    assert listed[deployment_id]["status"] == "finished"
+    assert listed[deployment_id]["device_count"] == 2
+    # finished: further reports conflict, polls have nothing
+    assert devices[0].status(deployment_id, "installing").status_code == 409
+    assert devices[0].next(release, TYPE).status_code == 204
+
+
+def test_already_installed_and_noartifact_answer_204(server, release, fleet):
+    api = server.management()
+    installed, foreign = fleet(2)
+    deployment_id = api.create_deployment(
+        "d2", release, devices=[_device_id(installed), _device_id(foreign)]
+    )
+    assert installed.next(release, TYPE).status_code == 204
+    assert foreign.next(OLD, "unknown-type").status_code == 204
+    stats = api.deployment_statistics(deployment_id)
+    assert stats["already-installed"] == 1 and stats["noartifact"] == 1
+    assert {d["id"]: d for d in api.list_deployments()}[deployment_id]["status"] == "finished"
+
+
+def test_conflicting_data_mid_deployment_fails_the_device_with_409(server, release, fleet):
+    api = server.management()
+    (device,) = fleet(1)
+    deployment_id = api.create_deployment("d3", release, devices=[_device_id(device)])
+    assert device.next(OLD, TYPE).status_code == 200
+    assert device.status(deployment_id, "downloading").status_code == 204
+    assert device.next(OLD, TYPE).status_code == 200  # same data: same instructions
+    assert device.next("something-else", TYPE).status_code == 409
+    assert api.deployment_statistics(deployment_id)["failure"] == 1
+
+
+def test_abort_makes_status_reports_conflict(server, release, fleet):
+    api = server.management()
+    started, idle = fleet(2)
+    deployment_id = api.create_deployment(
+        "d4", release, devices=[_device_id(started), _device_id(idle)]
+    )
+    assert started.next(OLD, TYPE).status_code == 200
+    assert started.status(deployment_id, "downloading").status_code == 204
+    api.abort_deployment(deployment_id)
+    assert started.status(deployment_id, "installing").status_code == 409
+    assert idle.next(OLD, TYPE).status_code == 204
+    assert api.deployment_statistics(deployment_id)["aborted"] == 2
+    with pytest.raises(MenderApiError, match="HTTP 422"):
+        api.abort_deployment(deployment_id)
+
+
+def test_group_and_all_devices_deployments(server, release, fleet):
+    api = server.management()
+    canary, other = fleet(2)
+    api.assign_group(_device_id(canary), "canary")
+    group_id = api.create_deployment("d5", release, group="canary")
+    assert canary.next(OLD, TYPE).json()["id"] == group_id
+    assert other.next(OLD, TYPE).status_code == 204
+    assert canary.status(group_id, "success").status_code == 204
+    all_id = api.create_deployment("d6", release, all_devices=True)
+    assert other.next(OLD, TYPE).json()["id"] == all_id
+    stats = api.deployment_statistics(all_id)
+    assert stats["pending"] == sum(stats.values()) == api.count_devices("accepted")
+    api.abort_deployment(all_id)
+    with pytest.raises(MenderApiError, match="HTTP 400"):
+        api.create_deployment("d7", release, group="empty-group")
+
+
+def test_log_upload_is_readable_by_management(server, release, fleet):
+    api = server.management()
+    (device,) = fleet(1)
+    deployment_id = api.create_deployment("d8", release, devices=[_device_id(device)])
+    device.next(OLD, TYPE)
+    device.status(deployment_id, "failure")
+    messages = [
+        {"timestamp": "2026-11-22T10:00:00Z", "level": "ERROR", "message": "install failed"},
+        {"timestamp": "2026-11-22T10:00:01Z", "level": "INFO", "message": "rolled back"},
+    ]
+    assert device.log(deployment_id, messages).status_code == 204
+    text = api.device_log(deployment_id, _device_id(device))
+    assert "ERROR install failed" in text and "INFO rolled back" in text
+    assert device.log(deployment_id, [{"level": "x"}], valid=False).status_code == 400
+    assert device.log("no-such-deployment", messages).status_code == 404
+
+
+def test_bad_requests_and_unknown_artifact(server, release, fleet):
+    api = server.management()
+    (device,) = fleet(1)
+    with pytest.raises(MenderApiError, match="HTTP 422"):
+        api.create_deployment("d9", "no-such-release", devices=[_device_id(device)])
+    assert device.next("", TYPE, valid=False).status_code == 400
+    deployment_id = api.create_deployment("d10", release, devices=[_device_id(device)])
+    assert device.status(deployment_id, "bogus", valid=False).status_code == 400
+    assert device.status("no-such-deployment", "installing").status_code == 404
+    api.abort_deployment(deployment_id)
+
+
+def test_v1_post_and_v2_next(server, release, fleet, spec_check):
+    api = server.management()
+    (device,) = fleet(1)
+    deployment_id = api.create_deployment("d11", release, devices=[_device_id(device)])
+    url = server.url
+    v1 = requests.post(
+        f"{url}{DEPLOYMENTS}/next",
+        json={"artifact_name": OLD, "device_type": TYPE},
+        headers=device.headers(),
+    )
+    assert v1.status_code == 200 and v1.json()["id"] == deployment_id
+    body = {"device_provides": {"artifact_name": OLD, "device_type": TYPE}}
+    v2 = requests.post(url + NEXT_V2, json=body, headers=device.headers())
+    assert v2.status_code == 200 and v2.json()["id"] == deployment_id
+    bad = requests.post(url + NEXT_V2, json={"device_provides": {}}, headers=device.headers())
+    assert bad.status_code == 400
+    api.abort_deployment(deployment_id)
+    with running_server("--v2-next", "off") as oss:
+        other = SimDevice(oss.url, spec_check)
+        other.authenticate()
+        assert (
+            requests.post(oss.url + NEXT_V2, json=body, headers=other.headers()).status_code == 404
+        )
