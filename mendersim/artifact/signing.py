@@ -30,22 +30,30 @@ _DER_LENGTHS = range(70, 73)
 
 def _unsupported(key: object) -> ArtifactError:
     return ArtifactError(
-        f"{type(key).__name__.lstrip('_')} keys cannot sign Mender artifacts "
+        f"{type(key).__name__.lstrip('_').removesuffix('PrivateKey').removesuffix('PublicKey')} "
+        "keys cannot sign Mender artifacts "
         "(RSA or ECDSA P-256 only)",
         kind="unsupported",
     )
+
+
+def check_signing_key(key: PrivateKey) -> None:
+    """Refuse, before any work is done, a key that cannot sign an artifact."""
+    rsa_key = isinstance(key, rsa.RSAPrivateKey)
+    p256_key = isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+    if not (rsa_key or p256_key):
+        raise _unsupported(key)
 
 
 def sign_manifest(
     key: PrivateKey, manifest: bytes, *, ecdsa_encoding: EcdsaEncoding = "raw"
 ) -> bytes:
     """The content of manifest.sig for `manifest`."""
+    check_signing_key(key)
     if isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(manifest, padding.PKCS1v15(), hashes.SHA256())
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        signature = _sign_ecdsa(key, manifest, ecdsa_encoding)
     else:
-        raise _unsupported(key)
+        signature = _sign_ecdsa(key, manifest, ecdsa_encoding)  # type: ignore[arg-type]
     return base64.b64encode(signature)
 
 

@@ -18,6 +18,8 @@ DRAIN_SIZE = 65536
 class ChunkReader(io.RawIOBase):
     def __init__(self, source: BinaryIO | Iterable[bytes], *, hashed: bool = False) -> None:
         super().__init__()
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = [bytes(source)]  # a whole artifact in memory is one chunk, not many ints
         self._stream: BinaryIO | None = source if hasattr(source, "read") else None  # type: ignore[assignment]
         self._chunks: Iterator[bytes] | None = (
             None if self._stream is not None else iter(source)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from mendersim.artifact.compression import EXTENSIONS, check_compression, compressor
@@ -31,7 +32,7 @@ from mendersim.artifact.format import (
     PayloadFile,
 )
 from mendersim.artifact.payload import payload_chunks
-from mendersim.artifact.signing import EcdsaEncoding, sign_manifest
+from mendersim.artifact.signing import EcdsaEncoding, check_signing_key, sign_manifest
 from mendersim.artifact.streams import ChunkReader
 from mendersim.artifact.tarstream import write_end, write_member
 from mendersim.fleet.keys import PrivateKey
@@ -150,15 +151,19 @@ def write_artifact(
         raise ArtifactError(f"payload size must not be negative, got {payload_size}")
     _check_name(payload_name)
     if sign_key is not None:
-        sign_manifest(sign_key, b"", ecdsa_encoding=ecdsa_encoding)  # refuse Ed25519 up front
+        check_signing_key(sign_key)
     if isinstance(out, (str, os.PathLike)):
-        with open(out, "wb") as handle:
-            return write_artifact(
-                handle, name=name, device_types=device_types, payload_size=payload_size,
-                update_type=update_type, payload_name=payload_name, compression=compression,
-                sign_key=sign_key, provides=provides, depends=depends, seed=seed,
-                ecdsa_encoding=ecdsa_encoding,
-            )  # fmt: skip
+        try:
+            with open(out, "wb") as handle:
+                return write_artifact(
+                    handle, name=name, device_types=device_types, payload_size=payload_size,
+                    update_type=update_type, payload_name=payload_name, compression=compression,
+                    sign_key=sign_key, provides=provides, depends=depends, seed=seed,
+                    ecdsa_encoding=ecdsa_encoding,
+                )  # fmt: skip
+        except BaseException:
+            Path(out).unlink(missing_ok=True)  # never leave a half-written artifact behind
+            raise
 
     ext = EXTENSIONS[comp]
     with tempfile.TemporaryFile(prefix="mendersim-data-") as spool:

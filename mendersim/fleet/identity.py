@@ -9,9 +9,7 @@ else (maker, model year, ...) is drawn from the per-device random generator the 
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -19,6 +17,7 @@ from typing import Any
 
 from mendersim.errors import ConfigError
 from mendersim.fleet.schema import MAX_GROUP_COUNT
+from mendersim.fleet.weighted import Weighted
 
 # id_data keys each kind produces (profiles may add `extra` keys).
 ID_KEYS: dict[str, tuple[str, ...]] = {
@@ -98,20 +97,6 @@ def kind_slots(kinds: Sequence[str]) -> list[int]:
         slots.append(seen.get(kind, 0))
         seen[kind] = slots[-1] + 1
     return slots
-
-
-class Weighted:
-    """A weighted choice drawn with one random number (random.choices costs ten times more)."""
-
-    __slots__ = ("cumulative", "total", "values")
-
-    def __init__(self, values: Sequence[Any], weights: Sequence[float]) -> None:
-        self.values = list(values)
-        self.cumulative = list(itertools.accumulate(weights))
-        self.total = self.cumulative[-1]
-
-    def pick(self, rng: random.Random) -> Any:
-        return self.values[bisect.bisect(self.cumulative, rng.random() * self.total)]
 
 
 def _digest_int(text: str) -> int:

@@ -113,24 +113,17 @@ def _check_profile(document: Mapping[str, Any], file: str) -> None:
         raise ConfigError(
             f"{file}: inventory.manufacturer", "reserved: the identity sets each device's maker"
         )
-    clash = set(document["identity"].get("extra", {})) & {
-        "manufacturer",
-        *identity.ID_KEYS[document["identity"]["kind"]],
-    }
-    if clash:
+    extra = set(document["identity"].get("extra", {}))
+    generated = {"manufacturer", *identity.ID_KEYS[document["identity"]["kind"]]}
+    if extra & generated:
         raise ConfigError(
-            f"{file}: identity.extra.{sorted(clash)[0]}", "reserved: the identity generator sets it"
+            f"{file}: identity.extra.{sorted(extra & generated)[0]}",
+            "reserved: the identity generator sets it",
         )
     for name, span in document.get("durations", {}).items():
         if span["min"] > span["max"]:
             raise ConfigError(f"{file}: durations.{name}", "min is greater than max")
-    known = {
-        "manufacturer",
-        "device_type",
-        *inventory,
-        *document["identity"].get("extra", {}),
-        *identity.ID_KEYS[document["identity"]["kind"]],
-    }
+    known = generated | extra | set(inventory) | {"device_type"}
     for i, quirk in enumerate(document.get("quirks", [])):
         for key in quirk["match"]:
             if key not in known:

@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from mendersim.errors import MendersimError
 from mendersim.fleet import keys
-from mendersim.fleet.identity import IdentityGenerator, Weighted, device_rng, kind_slots
+from mendersim.fleet.identity import IdentityGenerator, device_rng, kind_slots
 from mendersim.fleet.profiles import FleetConfig, Group
 from mendersim.fleet.store import SeedStore
+from mendersim.fleet.weighted import Weighted
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,31 @@ def _weighted(choices: Any) -> Weighted:
     return Weighted([c["value"] for c in choices], [c["weight"] for c in choices])
 
 
+@dataclass(frozen=True, slots=True)
+class _GroupPlan:
+    """What building one group's devices needs, compiled once per worker."""
+
+    group: Group
+    first_of_profile: bool  # the profile's first group keeps the short device ids
+    identity: IdentityGenerator
+    key_types: Weighted
+    device_types: Weighted
+    inventory: list[tuple[str, Weighted]]
+    artifact_name: str
+
+
 class DeviceFactory:
     """Builds seeded device rows (store.DEVICE_COLUMNS order); one per worker process."""
 
     def __init__(self, profiles: dict[str, dict[str, Any]], groups: Sequence[Group], seed: int):
         self._seed = seed
-        self._groups = {}
+        self._plans: dict[int, _GroupPlan] = {}
         slots = kind_slots([profiles[g.profile]["identity"]["kind"] for g in groups])
         first_of_profile: dict[str, int] = {}
         for group, slot in zip(groups, slots, strict=True):
             profile = profiles[group.profile]
             first_of_profile.setdefault(group.profile, group.index)
-            self._groups[group.index] = (
+            self._plans[group.index] = _GroupPlan(
                 group,
                 first_of_profile[group.profile] == group.index,
                 IdentityGenerator(profile["identity"], seed=seed, slot=slot),
@@ -98,28 +112,26 @@ class DeviceFactory:
             )
 
     def row(self, group_index: int, index: int) -> tuple[Any, ...]:
-        group, first, identity, key_types, device_types, inventory, artifact = self._groups[
-            group_index
-        ]
+        plan = self._plans[group_index]
         rng = device_rng(self._seed, group_index, index)
-        key_type = key_types.pick(rng)
-        device_type = device_types.pick(rng)
-        id_data, manufacturer = identity.make(index, rng, device_type)
+        key_type = plan.key_types.pick(rng)
+        device_type = plan.device_types.pick(rng)
+        id_data, manufacturer = plan.identity.make(index, rng, device_type)
         attributes = {"manufacturer": manufacturer}
-        for name, choice in inventory:
+        for name, choice in plan.inventory:
             attributes[name] = choice.pick(rng)
         key = keys.generate(key_type)
         return (
-            device_id(group.profile, group_index, first, index),
+            device_id(plan.group.profile, group_index, plan.first_of_profile, index),
             group_index,
             index,
-            group.profile,
+            plan.group.profile,
             key_type,
             _compact_json(id_data),
             keys.private_pem(key),
             keys.public_pem(key),
             device_type,
-            artifact,
+            plan.artifact_name,
             _compact_json(attributes),
             time.time(),
         )

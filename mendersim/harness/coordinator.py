@@ -98,7 +98,9 @@ class Coordinator:
             return
         self._write_pending()  # records sent out must carry the latest state
         wanted = ids[have:total]
-        logger.info("worker %s (%s): %d devices leased, sending %d", key, client, len(ids), len(wanted))
+        logger.info(
+            "worker %s (%s): %d devices leased, sending %d", key, client, len(ids), len(wanted)
+        )
         first = True
         for start in range(0, max(len(wanted), 1), wire.CHUNK):
             records = self._store.load_devices(device_ids=wanted[start : start + wire.CHUNK])

@@ -13,12 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mendersim.harness import stats
 from mendersim.harness.clock import BUCKETS, percentile_s
-from mendersim.harness.pool import DevicePool
 from mendersim.harness.snapshot import FleetSnapshot
+
+if TYPE_CHECKING:
+    from mendersim.harness.pool import DevicePool
 
 logger = logging.getLogger(__name__)
 

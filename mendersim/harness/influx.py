@@ -292,8 +292,9 @@ class InfluxListener:
         """The very end: users have stopped (SIGTERM stops them after `quitting`)."""
         if self.settings is None:
             return
-        for greenlet in self._greenlets:
-            greenlet.kill(block=True)
+        with self._write_lock:  # let a batch being written finish before the writer goes
+            for greenlet in self._greenlets:
+                greenlet.kill(block=True)
         self._greenlets = []
         self.flush()
         if self.dropped_points:
@@ -442,6 +443,5 @@ def setup(events: Any) -> None:
         environment.events.test_stop.add_listener(listener.on_test_stop)
         environment.events.quitting.add_listener(listener.on_quitting)
         environment.events.quit.add_listener(listener.on_quit)
-        environment.mendersim_influx = listener
 
     events.init.add_listener(on_init)

@@ -1,4 +1,4 @@
-"""The harness's command-line options: Locust flags, `MENDERSIM_*` variables and locust.conf keys."""
+"""The harness options: Locust flags, `MENDERSIM_*` variables and locust.conf keys."""
 
 from __future__ import annotations
 

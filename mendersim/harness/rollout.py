@@ -25,7 +25,14 @@ from mendersim.harness.fleetview import FleetView
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATES = ("success", "failure", "already-installed", "noartifact", "aborted", "decommissioned")
+FINAL_STATES = (
+    "success",
+    "failure",
+    "already-installed",
+    "noartifact",
+    "aborted",
+    "decommissioned",
+)
 WATCH_EVERY_S = 1.0
 PAGE = 500
 
@@ -101,8 +108,10 @@ class Rollout:
             if snapshot.users and snapshot.devices_by_status.get("accepted", 0) >= snapshot.users:
                 return
             gevent.sleep(0.5)
-        logger.info("rollout: starting after %.0f s with part of the fleet accepted",
-                    self._plan.start_delay_s)
+        logger.info(
+            "rollout: starting after %.0f s with part of the fleet accepted",
+            self._plan.start_delay_s,
+        )
 
     def _deploy_and_watch(self) -> None:
         management = self._management()

@@ -143,7 +143,9 @@ class GeventTransport:
             self._record(method, step, started, 0, error)
             raise error from None
         failure = stats.failure_for(step, method, status)
-        self._record(method, step, started, len(data), stats.HttpFailure(failure) if failure else None)
+        self._record(
+            method, step, started, len(data), stats.HttpFailure(failure) if failure else None
+        )
         if status == 401 and step == steps.AUTH:
             stats.fire(
                 self._environment, stats.DEVICE, stats.AUTH_NOT_ACCEPTED, 0, profile=self._profile

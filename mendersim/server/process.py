@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,7 +47,8 @@ def _wait_ready(handle: ServerHandle, stderr_path: Path) -> None:
         if handle.process.poll() is not None:
             output = stderr_path.read_text(errors="replace").strip().splitlines()
             last = output[-1] if output else "no output"
-            raise MendersimError(f"server exited with code {handle.process.returncode}: {last}")
+            error = _PortTaken if "cannot listen" in last else MendersimError
+            raise error(f"server exited with code {handle.process.returncode}: {last}")
         try:
             if requests.get(f"{handle.url}/_mendersim/status", headers=headers, timeout=1).ok:
                 return
@@ -56,14 +58,13 @@ def _wait_ready(handle: ServerHandle, stderr_path: Path) -> None:
     raise MendersimError(f"server at {handle.url} did not answer within {_START_TIMEOUT:.0f} s")
 
 
-@contextmanager
-def running_server(
-    *args: str, data_dir: Path | None = None, env: Mapping[str, str] | None = None
-) -> Iterator[ServerHandle]:
-    """`mendersim serve` on a free port of 127.0.0.1 with a random management token; stopped
-    with SIGTERM (so it flushes its state) when the block ends."""
+class _PortTaken(MendersimError):
+    """The free port found was taken by someone else before the server bound it."""
+
+
+def _start(args: tuple[str, ...], data_dir: Path | None, env: Mapping[str, str] | None):
     port = free_port()
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_hex(16)
     command = [
         sys.executable,
         "-m",
@@ -79,21 +80,46 @@ def running_server(
     ]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    full_env = {**os.environ, **(env or {})}
-    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
-    stderr_path = log_dir / f"mendersim-server-{port}.log"
-    with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=full_env)
+    log_path = Path(tempfile.gettempdir()) / f"mendersim-server-{port}-{token[:8]}.log"
+    with open(log_path, "wb") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})}
+        )
     handle = ServerHandle(f"http://127.0.0.1:{port}", token, process)
     try:
-        _wait_ready(handle, stderr_path)
+        _wait_ready(handle, log_path)
+    except MendersimError:
+        _stop(process)
+        raise
+    finally:
+        log_path.unlink(missing_ok=True)
+    return handle
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_server(
+    *args: str, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[ServerHandle]:
+    """`mendersim serve` on a free port of 127.0.0.1 with a random management token; stopped
+    with SIGTERM (so it flushes its state) when the block ends."""
+    for attempt in range(3):
+        try:
+            handle = _start(args, data_dir, env)
+            break
+        except _PortTaken:
+            if attempt == 2:
+                raise
+    try:
         yield handle
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        stderr_path.unlink(missing_ok=True)
+        _stop(handle.process)

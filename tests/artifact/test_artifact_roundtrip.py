@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,15 @@ def test_bad_writer_arguments(tmp_path: Path, kwargs: dict, message: str) -> Non
     arguments = {"name": "n", "device_types": ["d"], **kwargs}
     with pytest.raises(ArtifactError, match=message):
         write_artifact(tmp_path / "x.mender", **arguments)
+
+
+def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_payload(size: int, seed: int) -> Iterator[bytes]:
+        yield bytes(1000)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mendersim.artifact.writer.payload_chunks", failing_payload)
+    path = tmp_path / "partial.mender"
+    with pytest.raises(OSError, match="No space left"):
+        write_artifact(path, name="n", device_types=["d"], payload_size=100_000)
+    assert not path.exists()

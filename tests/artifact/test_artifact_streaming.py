@@ -41,6 +41,10 @@ def test_any_chunking_reads_the_same(
     assert chunked.signature == "verified"
 
 
+def test_bytes_are_one_chunk(signed_artifact: bytes) -> None:
+    assert read_artifact(signed_artifact).size == len(signed_artifact)  # type: ignore[arg-type]
+
+
 def test_empty_chunks_are_skipped(signed_artifact: bytes) -> None:
     def with_gaps() -> Iterator[bytes]:
         for chunk in _chunks(signed_artifact, 1000):

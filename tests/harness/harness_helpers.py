@@ -27,7 +27,8 @@ def seed(tmp: Path, groups: list[dict], name: str = "fleet") -> Path:
                 "seed": 11,
                 "groups": groups,
             }
-        ), encoding="utf-8"
+        ),
+        encoding="utf-8",
     )
     db = tmp / f"{name}.db"
     subprocess.run(

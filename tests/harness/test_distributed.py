@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
 
 import pytest
+from harness_helpers import TIME_SCALE, locust, seed, stats_rows
 
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
-
-from harness_helpers import TIME_SCALE, locust, seed, stats_rows
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +79,9 @@ def test_distributed_rollout_end_to_end(tmp_path):
         # Each device simulated exactly once: two disjoint leases covering the fleet.
         leases = re.findall(r"worker (\S+) \(\S+\): (\d+) devices leased", log)
         assert sorted({k for k, _ in leases}) and len({k for k, _ in leases}) == 2
-        assert sum(max(int(n) for k2, n in leases if k2 == k) for k in {k for k, _ in leases}) == FLEET
+        assert (
+            sum(max(int(n) for k2, n in leases if k2 == k) for k in {k for k, _ in leases}) == FLEET
+        )
         rows = stats_rows(tmp_path / "first")
         assert int(rows[("DEVICE", "time to accepted")]["Request Count"]) == FLEET
         assert mgmt.count_devices() == FLEET
@@ -114,7 +114,8 @@ def test_distributed_rollout_end_to_end(tmp_path):
             by_status = dict(conn.execute("SELECT status, COUNT(*) FROM devices GROUP BY 1"))
             results = dict(conn.execute("SELECT result, COUNT(*) FROM deployments GROUP BY 1"))
             installed = conn.execute(
-                "SELECT COUNT(*) FROM devices WHERE artifact_name = ?", (deployment["artifact_name"],)
+                "SELECT COUNT(*) FROM devices WHERE artifact_name = ?",
+                (deployment["artifact_name"],),
             ).fetchone()[0]
         assert by_status == {"accepted": FLEET}
         assert results == {"success": statistics["success"], "failure": statistics["failure"]}

@@ -33,7 +33,9 @@ def test_headless_standalone_with_the_embedded_server_and_a_rollout(small_fleet,
     assert "rollout: all 20 targets finished" in log
     rows = stats_rows(tmp_path / "run")
     assert int(rows[("DEVICE", "time to accepted")]["Request Count"]) == 40
-    outcomes = sum(int(r["Request Count"]) for (t, n), r in rows.items() if n.startswith("outcome:"))
+    outcomes = sum(
+        int(r["Request Count"]) for (t, n), r in rows.items() if n.startswith("outcome:")
+    )
     assert outcomes == 20
     assert (tmp_path / "report.html").stat().st_size > 10_000
     assert _statuses(small_fleet) == {"accepted": 40}
@@ -67,9 +69,7 @@ def test_more_users_than_devices_is_a_one_line_error(small_fleet, tmp_path):
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert result.returncode == 2
-    assert (
-        "mendersim: error: asked for 41 users but the fleet has 40 devices" in result.stderr
-    )
+    assert "mendersim: error: asked for 41 users but the fleet has 40 devices" in result.stderr
     assert "Traceback" not in result.stderr
 
 

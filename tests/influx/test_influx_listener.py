@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +92,7 @@ def wait_for_totals(vm: str, run_id: str, expected: dict) -> dict:
 
 
 def test_standalone_run_points_match_locust_totals(vm, tmp_path):
+    # An interval longer than the run: only the flush when the run stops writes anything.
     code, output = finish(
         locust(
             tmp_path,
@@ -105,7 +107,7 @@ def test_standalone_run_points_match_locust_totals(vm, tmp_path):
             "--influx-url",
             vm,
             "--influx-interval",
-            "1",
+            "30",
             "--influx-run-id",
             "standalone-1",
         )
@@ -135,8 +137,7 @@ def test_standalone_run_points_match_locust_totals(vm, tmp_path):
 
     fleet = export(vm, '{__name__="mendersim_fleet_devices_count",run_id="standalone-1"}')
     assert {s["metric"]["status"] for s in fleet} == {"accepted"}
-    users = export(vm, '{__name__="mendersim_run_users",run_id="standalone-1"}')
-    assert max(max(s["values"]) for s in users) == 6
+    assert export(vm, '{__name__="mendersim_run_users",run_id="standalone-1"}')
     health = export(
         vm, '{__name__=~"mendersim_generator_(cpu_percent|rss_bytes)",run_id="standalone-1"}'
     )
@@ -193,6 +194,8 @@ def test_distributed_run_points_match_locust_totals(vm, tmp_path):
     assert {s["metric"]["worker"] for s in health} == {"master", "worker-0", "worker-1"}
     workers_seen = export(vm, f'{{__name__="mendersim_run_workers",run_id="{run_id}"}}')
     assert max(max(s["values"]) for s in workers_seen) == 2
+    users = export(vm, f'{{__name__="mendersim_run_users",run_id="{run_id}"}}')
+    assert max(max(s["values"]) for s in users) == 8
 
 
 def test_dead_server_costs_warnings_not_the_run(tmp_path):
@@ -219,3 +222,30 @@ def test_dead_server_costs_warnings_not_the_run(tmp_path):
     dropped = re.search(r"(\d+) statistics points could not be written", output)
     assert dropped and int(dropped.group(1)) > 0, output
     assert "Traceback" not in output
+
+
+def test_sigterm_flushes_the_last_interval(vm, tmp_path):
+    process = locust(
+        tmp_path,
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "60",
+        "--csv",
+        str(tmp_path / "run"),
+        "--influx-url",
+        vm,
+        "--influx-interval",
+        "30",
+        "--influx-run-id",
+        "sigterm-1",
+    )
+    time.sleep(4)  # the users have done their polls; Locust's CSV holds the totals
+    process.send_signal(signal.SIGTERM)
+    code, output = finish(process)
+    assert code == 1, output  # Locust's own verdict on the failed requests
+    expected = locust_totals(tmp_path / "run")
+    assert sum(count for count, _ in expected.values()) > 0
+    assert wait_for_totals(vm, "sigterm-1", expected) == expected

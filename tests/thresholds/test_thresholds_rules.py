@@ -13,7 +13,7 @@ from locust.stats import RequestStats
 
 from mendersim.errors import ConfigError
 from mendersim.harness.snapshot import FleetSnapshot
-from mendersim.harness.thresholds import Measurements, evaluate, judge, load_rules
+from mendersim.harness.thresholds import LagWatch, Measurements, evaluate, judge, load_rules
 from mendersim.report.results import text_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,11 +156,11 @@ def test_judge_exit_codes_and_reports(tmp_path, monkeypatch, capsys):
     stats = stats_with({("auth", "POST"): [(50, False)] * 9 + [(50, True)]})
 
     within = _environment(tmp_path, "steps:\n  auth: {failure_ratio: 0.2}\n", stats)
-    judge(within)
+    judge(within, None)
     assert within.process_exit_code == 0  # a request failed, but within the limit
 
     beyond = _environment(tmp_path, "steps:\n  auth: {failure_ratio: 0.05, p95_ms: 80}\n", stats)
-    judge(beyond)
+    judge(beyond, None)
     assert beyond.process_exit_code == 1
     printed = capsys.readouterr().out
     assert "steps.auth.failure_ratio  <= 0.05   0.1       FAIL" in printed
@@ -184,7 +184,7 @@ def test_judge_keeps_a_worse_exit_code(tmp_path):
     stats = stats_with({("auth", "POST"): [(50, False)]})
     environment = _environment(tmp_path, "steps:\n  auth: {p95_ms: 100}\n", stats)
     environment.process_exit_code = 2
-    judge(environment)
+    judge(environment, None)
     assert environment.process_exit_code == 2
 
 
@@ -194,3 +194,27 @@ def test_table_lists_every_rule():
     table = text_table(evaluate(rules, Measurements(stats, None)))
     assert table.splitlines()[0].split() == ["Rule", "Limit", "Measured", "Verdict"]
     assert len(table.splitlines()) == len(rules) + 3
+
+
+class ChangingFleet:
+    """A fleet whose generator lagged badly once, during the ramp-up."""
+
+    def __init__(self) -> None:
+        self.lags = iter([0.1, 2.5, 0.2, 0.3])
+
+    def snapshot(self) -> FleetSnapshot:
+        return FleetSnapshot(scheduler_lag_max_s=next(self.lags), outcomes={"success": 1})
+
+
+def test_maximum_scheduler_lag_is_the_worst_over_the_run():
+    environment = Environment()
+    environment.mendersim_fleet = ChangingFleet()
+    watch = LagWatch(environment)
+    for _ in range(3):
+        watch.sample()
+    final = watch.final()
+    assert final.scheduler_lag_max_s == 2.5 and final.outcomes == {"success": 1}
+
+
+def test_without_a_fleet_there_is_no_snapshot():
+    assert LagWatch(Environment()).final() is None
