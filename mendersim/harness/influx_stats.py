@@ -7,6 +7,7 @@ into Locust's own rounding histogram, so percentiles written to InfluxDB agree w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,19 @@ from locust.stats import bucket_response_time, calculate_response_time_percentil
 StepKey = tuple[str, str, "str | None"]
 
 PERCENTILES = {"rt_p50": 0.5, "rt_p95": 0.95, "rt_p99": 0.99}
+# The whole text of a failure named by its status code alone, as the harness reports them.
+STATUS_ONLY = re.compile(r"HTTP (\d{3})")
 
 
 def error_kind(exception: Any, response: Any) -> str:
-    """A low-cardinality name for a failure: the HTTP status when there is one, else the
-    exception's class. Never the message, which may hold device ids or URLs."""
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int) and status >= 400:
-        return f"http_{status}"
+    """A low-cardinality name for a failure: the HTTP status when there is one (on the response,
+    on the exception, or as the exception's whole text "HTTP 503"), else the exception's class.
+    Never a free-form message, which may hold device ids or URLs."""
+    for status in (getattr(response, "status_code", None), getattr(exception, "status_code", None)):
+        if isinstance(status, int) and status >= 400:
+            return f"http_{status}"
+    if match := STATUS_ONLY.fullmatch(str(exception)):
+        return f"http_{match.group(1)}"
     if isinstance(exception, str):
         return "error"
     return type(exception).__name__

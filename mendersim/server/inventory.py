@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from mendersim.server.state import StateError
 DEVICE_PATH = "/api/devices/v1/inventory/device/attributes"
 MGMT_DEVICE = "/api/management/v1/inventory/devices/{id}"
 MGMT_GROUP = "/api/management/v1/inventory/devices/{id}/group"
+_GROUP_NAME = re.compile(r"[A-Za-z0-9_-]+")  # Mender's rule for group names
 
 
 def _valid_value(value: Any) -> bool:
@@ -90,6 +92,8 @@ class Inventory:
     async def assign_group(self, request: web.Request) -> web.Response:
         try:
             group = replies.require_str(await replies.read_json(request), "group")
+            if not _GROUP_NAME.fullmatch(group):
+                raise replies.BadRequest("group: only letters, digits, '-' and '_' are allowed")
             self.state.assign_group(request.match_info["id"], group)
         except replies.BadRequest as exc:
             return replies.error(400, str(exc), request)

@@ -45,6 +45,8 @@ STEPS = {
     "deployment duration": ("DEVICE", 200_000.0, 0),
     "install downtime": ("DEVICE", 20_000.0, 0),
     "reboot downtime": ("DEVICE", 45_000.0, 0),
+    "download throughput (kB/s)": ("DEVICE", 1_100.0, 1_000_000),
+    "scheduler lag p99": ("HARNESS", 12.0, 0),
 }
 REQUESTS_PER_STEP = 5  # per worker, profile and interval
 

@@ -71,10 +71,20 @@ def test_errors_are_counted_by_kind_never_by_text():
     assert stats.errors == {"http_409": 1, "ConnectionResetError": 1, "error": 1}
 
 
+class HttpFailure(Exception):
+    pass
+
+
 def test_error_kind_prefers_the_http_status():
     assert error_kind(ValueError(), SimpleNamespace(status_code=503)) == "http_503"
     assert error_kind(ValueError(), SimpleNamespace(status_code=0)) == "ValueError"
     assert error_kind(ValueError(), None) == "ValueError"
+    coded = HttpFailure("conflict")
+    coded.status_code = 409
+    assert error_kind(coded, None) == "http_409"
+    assert error_kind(HttpFailure("HTTP 429"), None) == "http_429"  # the harness's own wording
+    assert error_kind(HttpFailure("HTTP 429 from device 7"), None) == "HttpFailure"
+    assert error_kind("HTTP 500", None) == "http_500"
 
 
 def test_download_throughput_is_per_interval():

@@ -65,7 +65,12 @@ def test_malformed_inventory_gets_400(make_device, body):
         assert response.json()["error"]
 
 
-def test_group_assignment_needs_an_existing_device(server):
+def test_group_assignment_needs_an_existing_device_and_a_valid_name(server, make_device):
     api = server.management()
     with pytest.raises(Exception, match="HTTP 404"):
         api.assign_group("no-such-device", "canary")
+    device = make_device()
+    device.authenticate()
+    device_id = jwt.decode(device.token, options={"verify_signature": False})["sub"]
+    with pytest.raises(Exception, match="HTTP 400"):
+        api.assign_group(device_id, "bad name!")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import jwt
 import pytest
@@ -112,3 +113,15 @@ def test_port_in_use_is_reported(server):
     )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_write_behind_survives_a_kill(tmp_path, spec_check):
+    db = tmp_path / "server.db"
+    with running_server("--db", str(db), "--db-flush-interval", "200ms") as server:
+        device = SimDevice(server.url, spec_check)
+        assert device.authenticate().status_code == 200
+        time.sleep(1.0)
+        server.process.kill()  # no shutdown flush: only the timer saved the device
+        server.process.wait()
+    with running_server("--db", str(db)) as server:
+        assert server.management().count_devices("accepted") == 1

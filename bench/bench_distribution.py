@@ -1,0 +1,97 @@
+"""Distribution: the master adds no per-request cost, and two workers' counts add up exactly.
+
+Against one embedded server (pinned to one core), in this run:
+1. standalone: one Locust process with N devices at the fastest pace (time scale 1e-6, keepalive);
+2. distributed: a master and one worker with the same N devices (the worker on the load core,
+   the master beside the server; it only merges reports);
+3. two workers: a master and two workers share 2 x N devices at production-like pace (1 s polls);
+   each device must authenticate exactly once, and every request the server counted must be in
+   Locust's statistics (`--stop-timeout` lets devices finish their exchange at the end).
+Targets: distributed/standalone `deployments/next` requests/s >= 0.95; counts equal.
+
+    python bench/bench_distribution.py --users 50 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import requests
+from fleet_bench import SERVER_CPU, http_requests, locust, pin, seeded_fleet, stats_row, wait
+
+from mendersim.server.process import free_port, running_server
+
+
+def server_requests(server) -> dict[str, int]:
+    headers = {"Authorization": f"Bearer {server.mgmt_token}"}
+    status = requests.get(f"{server.url}/_mendersim/status", headers=headers, timeout=10).json()
+    return {key: sum(codes.values()) for key, codes in status["requests"].items()}
+
+
+def distributed(tmp: Path, name: str, workers: int, common: list[str]) -> Path:
+    port = str(free_port())
+    master = locust(
+        ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+         "--expect-workers", str(workers), "--csv", str(tmp / name), *common],
+        tmp / f"{name}-master.log",
+    )  # fmt: skip
+    pin(master.pid, SERVER_CPU)
+    children = [
+        locust(["--worker", "--master-port", port], tmp / f"{name}-worker{i}.log")
+        for i in range(workers)
+    ]
+    wait(master, tmp / f"{name}-master.log", 180)
+    for i, child in enumerate(children):
+        wait(child, tmp / f"{name}-worker{i}.log", 60)
+    return tmp / name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    n, seconds = args.users, args.seconds
+    source = seeded_fleet(max(2 * n, 200))
+    with tempfile.TemporaryDirectory(prefix="mendersim-distribution-") as tmp_name:
+        tmp = Path(tmp_name)
+        db = tmp / "fleet.db"
+        shutil.copyfile(source, db)
+        with running_server("--acceptance", "auto") as server:
+            pin(server.process.pid, SERVER_CPU)
+            fast = ["--headless", "-u", str(n), "-r", str(n), "-t", f"{seconds}s",
+                    "--host", server.url, "--only-summary", "--mendersim-db", str(db),
+                    "--mendersim-time-scale", "1e-6", "--mendersim-connection", "keepalive"]  # fmt: skip
+            alone = locust([*fast, "--csv", str(tmp / "alone")], tmp / "alone.log")
+            wait(alone, tmp / "alone.log", seconds + 60)
+            one = distributed(tmp, "one", 1, fast)
+
+            before = server_requests(server)
+            paced = ["--headless", "-u", str(2 * n), "-r", str(2 * n), "-t", f"{seconds}s",
+                     "--stop-timeout", "5", "--host", server.url, "--only-summary",
+                     "--mendersim-db", str(db), "--mendersim-time-scale", str(1 / 1800)]  # fmt: skip
+            two = distributed(tmp, "two", 2, paced)
+            after = server_requests(server)
+        alone_rps = float(stats_row(tmp / "alone", "POST", "deployments/next")["Requests/s"])
+        one_rps = float(stats_row(one, "POST", "deployments/next")["Requests/s"])
+        counted = sum(after.values()) - sum(before.values())
+        locust_counted = http_requests(two)
+        accepted = int(stats_row(two, "DEVICE", "time to accepted")["Request Count"])
+        auths = int(stats_row(two, "POST", "auth")["Request Count"])
+        master_log = (tmp / "two-master.log").read_text(errors="replace")
+    ratio = one_rps / alone_rps
+    print(f"standalone, {n} devices: {alone_rps:.0f} deployments/next req/s")
+    print(f"master + 1 worker, {n} devices: {one_rps:.0f} req/s; ratio {ratio:.3f} (>= 0.95)")
+    print(f"master + 2 workers, {2 * n} devices: devices accepted {accepted}, auth requests {auths}")
+    print(f"requests counted by the server: {counted}; by Locust: {locust_counted}")
+    leases = [line for line in master_log.splitlines() if "devices leased" in line]
+    print("\n".join(line.split(": ", 1)[-1] for line in leases))
+    exact = counted == locust_counted and accepted == auths == 2 * n
+    print("PASS" if ratio >= 0.95 and exact else "FAIL")
+
+
+if __name__ == "__main__":
+    main()
