@@ -44,14 +44,30 @@ def main() -> None:
             log = tmp / "locust.log"
             run = locust(
                 [
-                    "--autostart", "--autoquit", "0", "--web-host", "127.0.0.1",
-                    "--web-port", str(port), "-u", str(args.devices),
-                    "-r", str(args.spawn_rate), "-t", f"{int(args.max_seconds)}s",
-                    "--host", server.url, "--mendersim-db", str(db),
-                    "--mendersim-connection", "fresh", "--mendersim-time-scale", "1",
+                    "--autostart",
+                    "--autoquit",
+                    "0",
+                    "--web-host",
+                    "127.0.0.1",
+                    "--web-port",
+                    str(port),
+                    "-u",
+                    str(args.devices),
+                    "-r",
+                    str(args.spawn_rate),
+                    "-t",
+                    f"{int(args.max_seconds)}s",
+                    "--host",
+                    server.url,
+                    "--mendersim-db",
+                    str(db),
+                    "--mendersim-connection",
+                    "fresh",
+                    "--mendersim-time-scale",
+                    "1",
                 ],
                 log,
-            )  # fmt: skip
+            )
             try:
                 figures = sample(run, port, args)
             finally:

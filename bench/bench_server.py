@@ -250,9 +250,7 @@ def measure(server: ServerHandle, tmp: Path, args: argparse.Namespace) -> int:
     results["status PUT"], errors["status PUT"] = run_wrk(url, script, args.seconds)
     path = uri.split("/", 3)[3]
     script = wrk_script([("GET", "/" + path, {}, None)])
-    results["download 1 MiB"], errors["download 1 MiB"] = run_wrk(
-        url, script, args.seconds, connections=10
-    )
+    results["download"], errors["download"] = run_wrk(url, script, args.seconds, connections=10)
     api.abort_deployment(deployment_id)
 
     script = wrk_script([("GET", NEXT, h, None) for h in bearer])
@@ -263,7 +261,7 @@ def measure(server: ServerHandle, tmp: Path, args: argparse.Namespace) -> int:
     for name, rate in results.items():
         print(f"{name:<22}{rate:>12.0f}{errors[name]:>10}")
     size = (tmp / "bench.mender").stat().st_size
-    print(f"download throughput: {results['download 1 MiB'] * size / 2**20:.0f} MiB/s")
+    print(f"download: {size} bytes per artifact, {results['download'] * size / 2**20:.0f} MiB/s")
     print(f"next capacity (wrk, server on core {SERVER_CORE}): {capacity:.0f} requests/s")
     print(f"Locust FastHttpUser send rate (core {LOAD_CORE}): {sent:.0f} requests/s")
     ratio = capacity / sent if sent else float("inf")

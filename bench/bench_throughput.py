@@ -27,7 +27,7 @@ from mendersim.device.engine import NEXT_V2
 from mendersim.fleet.store import SeedStore
 from mendersim.server.process import running_server
 
-BARE_LOCUSTFILE = '''
+BARE_LOCUSTFILE = """
 import os
 from locust import FastHttpUser, constant, task
 
@@ -43,7 +43,7 @@ class Bare(FastHttpUser):
     def poll(self):
         self.client.post(os.environ["BENCH_PATH"], data=BODY, headers=HEADERS,
                          name="deployments/next")
-'''
+"""
 
 
 def device_token(url: str, db: Path) -> tuple[str, str]:
@@ -74,16 +74,36 @@ def main() -> None:
             pin(server.process.pid, SERVER_CPU)
             token, body = device_token(server.url, db)
             os.environ.update(BENCH_TOKEN=token, BENCH_BODY=body, BENCH_PATH=NEXT_V2)
-            common = ["--headless", "-u", str(args.users), "-r", str(args.users),
-                      "-t", f"{args.seconds}s", "--host", server.url, "--only-summary"]  # fmt: skip
-            bare = locust([*common, "--csv", str(tmp / "bare")], tmp / "bare.log",
-                          locustfile=bare_file)  # fmt: skip
+            common = [
+                "--headless",
+                "-u",
+                str(args.users),
+                "-r",
+                str(args.users),
+                "-t",
+                f"{args.seconds}s",
+                "--host",
+                server.url,
+                "--only-summary",
+            ]
+            bare = locust(
+                [*common, "--csv", str(tmp / "bare")], tmp / "bare.log", locustfile=bare_file
+            )
             wait(bare, tmp / "bare.log", args.seconds + 60)
             devices = locust(
-                [*common, "--csv", str(tmp / "devices"), "--mendersim-db", str(db),
-                 "--mendersim-time-scale", "1e-6", "--mendersim-connection", "keepalive"],
+                [
+                    *common,
+                    "--csv",
+                    str(tmp / "devices"),
+                    "--mendersim-db",
+                    str(db),
+                    "--mendersim-time-scale",
+                    "1e-6",
+                    "--mendersim-connection",
+                    "keepalive",
+                ],
                 tmp / "devices.log",
-            )  # fmt: skip
+            )
             wait(devices, tmp / "devices.log", args.seconds + 60)
         bare_rps = float(stats_row(tmp / "bare", "POST", "deployments/next")["Requests/s"])
         device_rps = float(stats_row(tmp / "devices", "POST", "deployments/next")["Requests/s"])

@@ -30,9 +30,7 @@ def seeded_fleet(count: int) -> Path:
     profile = yaml.safe_load((REPO / "profiles/industries/automotive.yaml").read_text())
     profile["network"] = {"profile": "none"}
     (CACHE / "network").mkdir(exist_ok=True)
-    (CACHE / "network" / "none.yaml").write_text(
-        (REPO / "profiles/network/none.yaml").read_text()
-    )
+    (CACHE / "network" / "none.yaml").write_text((REPO / "profiles/network/none.yaml").read_text())
     (CACHE / "bench-automotive.yaml").write_text(yaml.safe_dump(profile))
     fleet = CACHE / f"fleet-{count}.yaml"
     fleet.write_text(

@@ -96,7 +96,7 @@ class Coordinator:
             self._send(client, {"records": [], "error": str(exc), "last": True})
             self._on_refused(str(exc))
             return
-        self._write_pending()  # records sent out must carry the latest state
+        self.write_pending()  # records sent out must carry the latest state
         wanted = ids[have:total]
         logger.info(
             "worker %s (%s): %d devices leased, sending %d", key, client, len(ids), len(wanted)
@@ -141,14 +141,14 @@ class Coordinator:
                 len(self._awaiting_final),
                 COLLECT_TIMEOUT_S,
             )
-        self._write_pending()
+        self.write_pending()
 
     def finish(self) -> None:
         """Stop the periodic writer and write what is pending (the store stays open)."""
         if self._writer is not None:
             self._writer.kill(block=True)
             self._writer = None
-        self._write_pending()
+        self.write_pending()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -171,9 +171,9 @@ class Coordinator:
     def _write_forever(self) -> None:
         while True:
             gevent.sleep(WRITE_EVERY_S)
-            self._write_pending()
+            self.write_pending()
 
-    def _write_pending(self) -> None:
+    def write_pending(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ from locust.runners import (
     STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
+    WORKER_REPORT_INTERVAL,
     MasterRunner,
     WorkerRunner,
 )
@@ -45,8 +47,6 @@ def setup(events: Any) -> None:
 
 
 def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> None:
-    if runner is None:  # e.g. --list: no run
-        return
     harness: Harness | None = None
     try:
         harness = Harness(environment, runner, web_ui)
@@ -56,7 +56,6 @@ def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> Non
             harness.abort()
         print(f"mendersim: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    environment.mendersim_harness = harness
 
 
 class Harness:
@@ -100,6 +99,7 @@ class Harness:
 
     def _start_coordinating(self) -> None:
         opts = self.options
+        atexit.register(self._stack.close)  # the embedded server never outlives the run
         embedded.ensure_seeded(opts.db, opts.fleet)
         store = SeedStore.open(opts.db)
         self._stack.callback(store.close)
@@ -172,7 +172,7 @@ class Harness:
         wanted = getattr(self.runner, "target_user_count", None) or (
             self.environment.parsed_options.num_users or 0
         )
-        if self.coordinator is not None and wanted > self.coordinator.fleet_size:
+        if wanted > self.coordinator.fleet_size:
             self._refuse(str(NotEnoughDevices(wanted, self.coordinator.fleet_size)))
             return
         self.coordinator.start_writing()
@@ -185,12 +185,16 @@ class Harness:
         if self._rollout is not None:
             self._rollout.stop()
         self.coordinator.collect(self._live_workers())
+        if isinstance(self.runner, MasterRunner):
+            # Devices are stopped now; one more worker report carries their last requests,
+            # which Locust's quit (0.5 s for final reports) would otherwise often miss.
+            gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
 
     def _on_test_stop(self, **_: Any) -> None:
         if self._reporter is not None:
             self._reporter.kill(block=False)
             self._reporter = None
-        self.coordinator.collect([])  # writes what is pending; nothing left to ask for
+        self.coordinator.write_pending()
 
     def _on_quitting(self, **_: Any) -> None:
         """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report."""

@@ -25,6 +25,7 @@ from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
 from mendersim.errors import ConfigError
+from mendersim.harness import stats as names
 from mendersim.harness.snapshot import FleetSnapshot
 from mendersim.report.junit import write_junit
 from mendersim.report.markdown import markdown_summary, save_summary
@@ -32,7 +33,8 @@ from mendersim.report.results import NO_DATA, RuleResult, failed, text_table
 
 logger = logging.getLogger(__name__)
 
-DEPLOYMENT_DURATION = ("deployment duration", "DEVICE")  # the device-level stat of an update
+DEPLOYMENT_DURATION = (names.DEPLOYMENT_DURATION, names.DEVICE)  # device-level, per update
+NOT_EXCHANGES = (names.DEVICE, names.HARNESS)  # request types that are not HTTP exchanges
 LAG_SAMPLE_S = 2.0
 
 
@@ -56,6 +58,12 @@ class Measurements:
     def entry(self, name: str, method: str) -> StatsEntry | None:
         entry = self.stats.entries.get((name, method))
         return entry if entry is not None and entry.num_requests else None
+
+    def exchange_failure_ratio(self) -> float | None:
+        """Failed HTTP exchanges over all of them; device and harness events are not requests."""
+        exchanges = [e for (_, m), e in self.stats.entries.items() if m not in NOT_EXCHANGES]
+        total = sum(e.num_requests for e in exchanges)
+        return sum(e.num_failures for e in exchanges) / total if total else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +108,7 @@ FLEET_METRICS = {
 }
 
 RUN_METRICS = {
-    "failure_ratio": Metric(
-        True, "", lambda run: run.stats.total.fail_ratio if run.stats.total.num_requests else None
-    ),
+    "failure_ratio": Metric(True, "", lambda run: run.exchange_failure_ratio()),
 }
 
 _RATIO = {"type": "number", "minimum": 0, "maximum": 1}

@@ -36,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--db-flush-interval", default="5s", help="write-behind interval of --db (5s)"
     )
-    parser.add_argument("--acceptance", choices=ACCEPTANCE_MODES, default="auto")
+    parser.add_argument(
+        "--acceptance",
+        choices=ACCEPTANCE_MODES,
+        default="auto",
+        help="auto: accept new devices; preauth: only preauthorized ones; manual: stay pending",
+    )
     parser.add_argument("--max-devices", type=int, help="accepted-device limit (401 beyond it)")
     parser.add_argument("--jwt-lifetime", default="1w", help="device token lifetime (1w)")
     parser.add_argument(

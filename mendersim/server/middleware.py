@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_FAULT_MESSAGES = {500: "internal error", 503: "service unavailable", 429: "too many requests"}
+
+
 class RouteInfo(NamedTuple):
     key: str  # "<METHOD> <route template>"
     kind: str
@@ -44,31 +47,32 @@ def make_middleware(ctx: ServerContext, routes: dict[object, RouteInfo]) -> obje
             codes = counters[key] = {}
         codes[code] = codes.get(code, 0) + 1
 
-    async def serve(request: web.Request, handler: Handler, info: RouteInfo) -> web.StreamResponse:
-        if info.endpoint is not None and faults.active:
-            decision = faults.decide(info.endpoint, monotonic())
-            if decision.delay:
-                await asyncio.sleep(decision.delay)
-            if decision.drop:
-                raise _Dropped
-            if decision.status is not None:
-                headers = {}
-                if decision.retry_after is not None:
-                    headers["Retry-After"] = str(decision.retry_after)
-                message = "too many requests" if decision.status == 429 else "service unavailable"
-                if decision.status == 500:
-                    message = "internal error"
-                return replies.error(decision.status, message, request, **headers)
-        if info.kind == DEVICE:
+    async def fault_answer(request: web.Request, endpoint: str) -> web.Response | None:
+        """The injected answer, if a fault hits this request (raises _Dropped to drop it)."""
+        decision = faults.decide(endpoint, monotonic())
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+        if decision.drop:
+            raise _Dropped
+        if decision.status is None:
+            return None
+        headers = {}
+        if decision.retry_after is not None:
+            headers["Retry-After"] = str(decision.retry_after)
+        return replies.error(decision.status, _FAULT_MESSAGES[decision.status], request, **headers)
+
+    def refusal(request: web.Request, kind: str) -> web.Response | None:
+        """401 unless the request carries the credentials its route needs."""
+        if kind == DEVICE:
             device = state.accepted_device(tokens.device_id(request.headers.get("Authorization")))
             if device is None:
                 return replies.error(401, "unauthorized", request)
             request["device"] = device
-        elif info.kind == MANAGEMENT:
+        elif kind == MANAGEMENT:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, management_header):
                 return replies.error(401, "management token missing or wrong", request)
-        return await handler(request)
+        return None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -76,7 +80,13 @@ def make_middleware(ctx: ServerContext, routes: dict[object, RouteInfo]) -> obje
         if info is None:
             info = RouteInfo(f"{request.method} <unmatched>", "", None)
         try:
-            response = await serve(request, handler, info)
+            response = None
+            if info.endpoint is not None and faults.active:
+                response = await fault_answer(request, info.endpoint)
+            if response is None:
+                response = refusal(request, info.kind)
+            if response is None:
+                response = await handler(request)
         except _Dropped:
             count(info.key, "dropped")
             transport = request.transport

@@ -92,6 +92,8 @@ class Persistence:
             state.dd_counts[dd.status] += 1
             if dd.status not in FINAL_STATUSES:
                 state.active.setdefault(dd.device_id, []).append(dd)
+        for active in state.active.values():
+            active.sort(key=lambda dd: dd.created)  # oldest deployment first, as when created
         for key in ("devices", "artifacts", "deployments", "device_deployments"):
             getattr(state, f"dirty_{key}").clear()
         return {key: bytes(value) for key, value in db.execute("SELECT key, value FROM meta")}

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-INDUSTRIES = REPO / "profiles" / "industries"
-
-
-def shipped_profile(name: str) -> dict[str, Any]:
-    return yaml.safe_load((INDUSTRIES / f"{name}.yaml").read_text())
 
 
 @pytest.fixture
@@ -45,11 +37,3 @@ def write_fleet(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-def variant(base: str, name: str, **changes: Any) -> dict[str, Any]:
-    """A shipped profile renamed and changed, e.g. to pin its key type."""
-    document = copy.deepcopy(shipped_profile(base))
-    document["name"] = name
-    document.update(changes)
-    return document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import shipped_profile
+from fleet_helpers import shipped_profile
 
 from mendersim.errors import ConfigError
 from mendersim.fleet.identity import (

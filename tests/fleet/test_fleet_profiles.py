@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import INDUSTRIES, REPO, shipped_profile, variant
+from fleet_helpers import INDUSTRIES, REPO, shipped_profile, variant
 from jsonschema import Draft202012Validator
 
 from mendersim.errors import ConfigError

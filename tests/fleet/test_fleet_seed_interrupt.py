@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from conftest import REPO, variant
+from fleet_helpers import REPO, variant
 
 from mendersim.fleet import keys
 from mendersim.fleet.store import SeedStore

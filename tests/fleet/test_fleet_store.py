@@ -8,7 +8,7 @@ import sqlite3
 import stat
 
 import pytest
-from conftest import variant
+from fleet_helpers import variant
 
 from mendersim import cli
 from mendersim.fleet import keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -89,3 +90,18 @@ def test_bad_options_are_one_line_errors(small_fleet, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_processes_share_the_fleet_without_overlap(small_fleet, tmp_path):
+    run = locust(
+        "--processes", "2", "--headless", "-u", "40", "-r", "40", "-t", "8s",
+        "--csv", str(tmp_path / "run"), "--mendersim-db", str(small_fleet),
+        "--mendersim-time-scale", TIME_SCALE,
+        log=tmp_path / "run.log",
+    )  # fmt: skip
+    assert run.wait(timeout=90) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    log = (tmp_path / "run.log").read_text()
+    leased = [int(n) for n in re.findall(r": (\d+) devices leased", log)]
+    assert len(leased) == 2 and sum(leased) == 40
+    assert int(stats_rows(tmp_path / "run")[("DEVICE", "time to accepted")]["Request Count"]) == 40
+    assert _statuses(small_fleet) == {"accepted": 40}

@@ -208,3 +208,11 @@ def test_sample_lines_are_what_the_listener_writes():
     lines = sample_lines()
     assert any(line.startswith("mendersim_errors,") and "kind=http_503" in line for line in lines)
     assert not any("HttpError" in line for line in lines)  # status wins over the class
+
+
+def test_request_panels_show_http_steps_only(influx):
+    overview = json.loads((GRAFANA / "dashboards" / "overview.json").read_text())
+    [panel] = [p for p in overview["panels"] if p["title"] == "Requests per second by step"]
+    series = run_query(influx, panel["targets"][0]["query"])
+    http_steps = {step for step, (kind, _, _) in STEPS.items() if kind not in ("DEVICE", "HARNESS")}
+    assert {s["tags"]["step"] for s in series} == http_steps

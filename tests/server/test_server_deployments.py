@@ -178,3 +178,25 @@ def test_v1_post_and_v2_next(server, release, fleet, spec_check):
         assert (
             requests.post(oss.url + NEXT_V2, json=body, headers=other.headers()).status_code == 404
         )
+
+
+def test_management_answers_match_the_spec(server, release, fleet, spec_check):
+    api = server.management()
+    (device,) = fleet(1)
+    deployment_id = api.create_deployment("d12", release, devices=[_device_id(device)])
+    headers = {"Authorization": f"Bearer {server.mgmt_token}"}
+    base = f"{server.url}/api/management"
+    for path in (
+        f"/v1/deployments/deployments/{deployment_id}/statistics",
+        f"/v1/deployments/deployments/{deployment_id}",
+        "/v1/deployments/deployments?per_page=5",
+        "/v1/deployments/artifacts",
+        "/v2/devauth/devices?status=accepted&per_page=3",
+        "/v2/devauth/devices/count?status=accepted",
+        f"/v2/devauth/devices/{_device_id(device)}",
+        f"/v1/inventory/devices/{_device_id(device)}",
+    ):
+        response = requests.get(base + path, headers=headers)
+        assert response.status_code == 200, path
+        spec_check(response)
+    api.abort_deployment(deployment_id)

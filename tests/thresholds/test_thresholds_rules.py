@@ -97,7 +97,12 @@ def test_step_rules_pass_fail_and_no_data(tmp_path):
             ),
         )
     )
-    stats = stats_with({("auth", "POST"): [(50, False)] * 90 + [(500, True)] * 10})
+    stats = stats_with(
+        {
+            ("auth", "POST"): [(50, False)] * 90 + [(500, True)] * 10,
+            ("time to accepted", "DEVICE"): [(9000, False)] * 100,  # not an exchange: not counted
+        }
+    )
     results = {r.rule: r for r in evaluate(rules, Measurements(stats, None))}
     assert results["steps.auth.p50_ms"].passed
     assert (
