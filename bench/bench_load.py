@@ -58,10 +58,8 @@ def measure(db: Path) -> None:
     started = time.perf_counter()
     for record in records[:1000]:
         record.private_key()
-    print(
-        f"private_key() (validation skipped): {(time.perf_counter() - started):.3f} ms each"
-        " over 1000 devices"
-    )
+    each_ms = (time.perf_counter() - started) * 1000 / 1000
+    print(f"private_key() (RSA validation skipped): {each_ms:.3f} ms each over 1000 devices")
 
 
 def main() -> None:

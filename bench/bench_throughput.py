@@ -4,7 +4,8 @@ Both phases run against the same embedded server (pinned to one core) from one L
 (pinned to the other), one after the other in this run:
 1. bare: FastHttpUsers POST the v2 `deployments/next` with one device's token, no wait;
 2. devices: the same number of simulated devices at the fastest pace (time scale 1e-6, so the
-   30-minute poll interval is 1.8 ms) with kept connections, polling the same endpoint.
+   30-minute poll interval is 1.8 ms) with kept connections, polling the same endpoint;
+3. the same devices with a fresh connection per exchange (the default policy), for its cost.
 Target: devices' `deployments/next` requests/s >= 0.6 x bare requests/s.
 
     python bench/bench_throughput.py --users 50 --seconds 20
@@ -105,15 +106,33 @@ def main() -> None:
                 tmp / "devices.log",
             )
             wait(devices, tmp / "devices.log", args.seconds + 60)
+            fresh = locust(
+                [
+                    *common,
+                    "--csv",
+                    str(tmp / "fresh"),
+                    "--mendersim-db",
+                    str(db),
+                    "--mendersim-time-scale",
+                    "1e-6",
+                    "--mendersim-connection",
+                    "fresh",
+                ],
+                tmp / "fresh.log",
+            )
+            wait(fresh, tmp / "fresh.log", args.seconds + 60)
         bare_rps = float(stats_row(tmp / "bare", "POST", "deployments/next")["Requests/s"])
         device_rps = float(stats_row(tmp / "devices", "POST", "deployments/next")["Requests/s"])
         lag = stats_row(tmp / "devices", "HARNESS", "scheduler lag p99")
+        fresh_rps = float(stats_row(tmp / "fresh", "POST", "deployments/next")["Requests/s"])
     ratio = device_rps / bare_rps
     print(f"users: {args.users}, {args.seconds} s per phase")
     print(f"bare FastHttpUser deployments/next: {bare_rps:.0f} req/s")
     print(f"devices (keepalive, time scale 1e-6) deployments/next: {device_rps:.0f} req/s")
     print(f"devices' scheduler lag p99, worst interval: {float(lag['Max Response Time']):.0f} ms")
     print(f"ratio: {ratio:.2f} (target >= 0.6) {'PASS' if ratio >= 0.6 else 'FAIL'}")
+    print(f"devices with a fresh connection per exchange: {fresh_rps:.0f} req/s")
+    print(f"fresh / keepalive: {fresh_rps / device_rps:.2f}")
 
 
 if __name__ == "__main__":

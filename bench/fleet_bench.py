@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,15 +72,26 @@ def locust(args: list[str], log: Path, *, locustfile: Path = LOCUSTFILE) -> subp
     return process
 
 
-def wait(process: subprocess.Popen, log: Path, timeout: float) -> None:
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise SystemExit(f"{log}: still running after {timeout:.0f} s") from None
+def wait(process: subprocess.Popen, log: Path, timeout: float) -> float:
+    """Wait for a clean exit; returns the CPU seconds the process used (sampled until its end)."""
+    watched = psutil.Process(process.pid)
+    cpu = 0.0
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"{log}: still running after {timeout:.0f} s")
+        try:
+            times = watched.cpu_times()
+            cpu = times.user + times.system
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    code = process.returncode
     if code != 0:
         tail = log.read_text(errors="replace")[-2000:]
         raise SystemExit(f"{log}: exit code {code}\n{tail}")
+    return cpu
 
 
 def stats_row(csv_prefix: Path, request_type: str, name: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ here too, so the embedded server and the devices can never disagree.
 from __future__ import annotations
 
 import base64
-from typing import Literal, Union, get_args
+from typing import Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,8 +19,8 @@ from mendersim.errors import MendersimError
 KeyType = Literal["rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ed25519"]
 KEY_TYPES: tuple[str, ...] = get_args(KeyType)
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
-PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 _RSA_BITS = {"rsa2048": 2048, "rsa3072": 3072, "rsa4096": 4096}
 

@@ -31,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get(TOKEN_ENV),
         help=f"bearer token of the management API (env {TOKEN_ENV}; default: random, printed)",
     )
-    parser.add_argument("--data-dir", type=Path, help="where artifacts are stored (default: temp)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where artifacts are stored (default: DB.data with --db, else a temp dir)",
+    )
     parser.add_argument("--db", type=Path, help="SQLite file keeping state across restarts")
     parser.add_argument(
         "--db-flush-interval", default="5s", help="write-behind interval of --db (5s)"
@@ -96,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         mgmt_token=args.mgmt_token or secrets.token_urlsafe(24),
-        data_dir=args.data_dir,
+        # With --db, artifact files must outlive the process too: keep them beside the file.
+        data_dir=args.data_dir or (args.db.with_name(args.db.name + ".data") if args.db else None),
         db=args.db,
         flush_interval=parse_duration(args.db_flush_interval, "--db-flush-interval"),
         acceptance=args.acceptance,

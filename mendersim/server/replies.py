@@ -1,4 +1,4 @@
-"""Answer helpers shared by the handlers: Mender's error body, JSON bodies, request parsing."""
+"""Building blocks of answers: Mender's error body, JSON bodies, request parsing."""
 
 from __future__ import annotations
 

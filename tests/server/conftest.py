@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import SimDevice, SpecCheck
+from server_testkit import SimDevice, SpecCheck
 
 from mendersim.artifact.writer import write_artifact
 from mendersim.server.process import ServerHandle, running_server

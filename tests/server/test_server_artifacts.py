@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 import requests
-from server_helpers import ARTIFACTS
+from server_testkit import ARTIFACTS
 
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
@@ -82,7 +82,7 @@ def test_tampered_link_is_403(server, make_device, make_artifact):
 
 
 def test_expired_link_is_403_and_bandwidth_cap_holds(make_artifact, spec_check):
-    from server_helpers import SimDevice
+    from server_testkit import SimDevice
 
     path = make_artifact("capped", "cap-type", SIZE)
     with running_server("--presign-lifetime", "2s", "--download-rate", "400KiB") as server:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jwt
 import pytest
 import requests
-from server_helpers import DEPLOYMENTS, NEXT_V2, SimDevice
+from server_testkit import DEPLOYMENTS, NEXT_V2, SimDevice
 
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from server_helpers import SimDevice
+from server_testkit import SimDevice
 
 from mendersim.server.process import running_server
 

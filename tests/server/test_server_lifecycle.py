@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 import requests
-from server_helpers import SimDevice
+from server_testkit import SimDevice
 
 from mendersim.server.process import running_server
 
@@ -115,13 +115,16 @@ def test_port_in_use_is_reported(server):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_write_behind_survives_a_kill(tmp_path, spec_check):
+def test_write_behind_survives_a_kill(tmp_path, spec_check, make_artifact):
     db = tmp_path / "server.db"
     with running_server("--db", str(db), "--db-flush-interval", "200ms") as server:
         device = SimDevice(server.url, spec_check)
         assert device.authenticate().status_code == 200
+        server.management().upload_artifact(make_artifact("kept", "k-type"))
         time.sleep(1.0)
         server.process.kill()  # no shutdown flush: only the timer saved the device
         server.process.wait()
     with running_server("--db", str(db)) as server:
         assert server.management().count_devices("accepted") == 1
+    # without --data-dir, artifact files live beside the database and outlive the process
+    assert len(list((tmp_path / "server.db.data" / "artifacts").glob("*.mender"))) == 1
