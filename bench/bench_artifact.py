@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mendersim.server.units import parse_size
+from mendersim.units import parse_size
 
 _CHILD = """
 import json, resource, sys, time

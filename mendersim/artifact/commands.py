@@ -14,7 +14,7 @@ from mendersim.artifact.reader import read_artifact
 from mendersim.artifact.writer import ROOTFS_IMAGE, write_artifact
 from mendersim.errors import ConfigError
 from mendersim.fleet import keys
-from mendersim.server.units import parse_size
+from mendersim.units import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,7 +13,7 @@ from mendersim.errors import ConfigError
 from mendersim.server.config import ServerConfig
 from mendersim.server.faults import FaultSettings, compile_settings
 from mendersim.server.state import ACCEPTANCE_MODES
-from mendersim.server.units import parse_duration, parse_size
+from mendersim.units import parse_duration, parse_size
 
 TOKEN_ENV = "MENDERSIM_MGMT_TOKEN"
 

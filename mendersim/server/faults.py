@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mendersim.errors import ConfigError
-from mendersim.server.units import parse_duration, parse_probability
+from mendersim.units import parse_duration, parse_probability
 
 ENDPOINTS = ("auth", "inventory", "next", "status", "log", "download")
 ERROR_CODES = (500, 503)

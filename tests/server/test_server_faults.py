@@ -78,9 +78,9 @@ def test_rate_limit_share_and_token_bucket(faulty):
     _set(server, {"rate_limit": ["next=1:30"]})
     response = device.next("a", "t")
     assert response.status_code == 429 and response.headers["Retry-After"] == "30"
-    _set(server, {"rate_limit": ["all=5/s"]})
+    _set(server, {"rate_limit": ["all=2/s"]})
     codes = _codes(device, 12)
-    assert codes[:5] == [204] * 5 and 429 in codes[5:]
+    assert codes[:2] == [204] * 2 and 429 in codes[2:]
     limited = device.next("a", "t")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
 
@@ -109,11 +109,11 @@ def test_dropped_connection(faulty):
 
 def test_maintenance_window(faulty):
     server, device = faulty
-    _set(server, {"maintenance": ["0s+1500ms"]})
+    _set(server, {"maintenance": ["0s+2500ms"]})
     during = device.next("a", "t")
-    assert during.status_code == 503 and int(during.headers["Retry-After"]) in (1, 2)
+    assert during.status_code == 503 and int(during.headers["Retry-After"]) in (1, 2, 3)
     assert device.authenticate().status_code == 503
-    time.sleep(1.6)
+    time.sleep(2.6)
     assert device.authenticate().status_code == 200
     assert device.next("a", "t").status_code == 204
 
