@@ -67,13 +67,23 @@ class Coordinator:
         }
         return sorted(types)
 
+    def identities(self) -> set[str]:
+        """Identity keys (sorted, compact id_data) of every device this run may simulate."""
+        keys: set[str] = set()
+        profiles = list(self._options.profiles) or None
+        offset = 0
+        while chunk := self._store.load_devices(profiles=profiles, offset=offset, limit=5000):
+            keys.update(record.id_data_json() for record in chunk)
+            offset += len(chunk)
+        return keys
+
     def engine_settings(self) -> dict[str, Any]:
         """What every worker's devices need besides their records."""
         options = self._options
-        if options.scenario == "ramp" and options.ramp_window > 0:
-            spread: float | None = options.ramp_window
-        else:
-            spread = None  # the engine's default: one poll interval
+        spread: float | None = None  # the engine's default: one poll interval
+        if options.scenario == "ramp":
+            # The window is real seconds; the engine scales its spread by the time scale.
+            spread = options.ramp_window / options.time_scale
         return {
             "tenant_token": self._fleet.get("tenant_token") or "",
             "poll_interval": self._fleet.get("poll_interval"),

@@ -22,7 +22,6 @@ from typing import Any
 import gevent
 import psutil
 from gevent.event import Event
-from gevent.lock import Semaphore
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from locust.env import Environment
@@ -241,9 +240,10 @@ class InfluxListener:
         self._buffer: deque[Point] = deque()
         self._client: InfluxDBClient | None = None
         self._write_api: Any = None
-        self._write_lock = Semaphore()
         self._wake = Event()
-        self._greenlets: list[gevent.Greenlet] = []
+        self._ticker: gevent.Greenlet | None = None
+        self._writer: gevent.Greenlet | None = None
+        self._stopping = False
         self._recording = False
         self._generated_run_id = ""
         self._last_ts_ms = 0
@@ -272,8 +272,10 @@ class InfluxListener:
             environment.events.request.add_listener(self._aggregator.record)
             self._recording = True
         self._aggregator.drain(time.time())  # requests before this test belong to none
-        if not self._greenlets:
-            self._greenlets = [gevent.spawn(self._tick), gevent.spawn(self._write_loop)]
+        if self._ticker is None:
+            self._stopping = False
+            self._ticker = gevent.spawn(self._tick)
+            self._writer = gevent.spawn(self._write_loop)
         logger.info(
             "Writing statistics to %s bucket %r every %gs as run %s",
             settings.url,
@@ -292,10 +294,13 @@ class InfluxListener:
         """The very end: users have stopped (SIGTERM stops them after `quitting`)."""
         if self.settings is None:
             return
-        with self._write_lock:  # let a batch being written finish before the writer goes
-            for greenlet in self._greenlets:
-                greenlet.kill(block=True)
-        self._greenlets = []
+        if self._ticker is not None:
+            self._ticker.kill()
+            self._stopping = True  # the writer finishes the batch it is writing, then stops
+            self._wake.set()
+            self._writer.join(timeout=self._timeout_s() + 1)
+            self._writer.kill()
+            self._ticker = self._writer = None
         self.flush()
         if self.dropped_points:
             logger.warning(
@@ -306,6 +311,7 @@ class InfluxListener:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.settings = None  # nothing is written after this
 
     # -- collecting and writing ---------------------------------------------------------------
 
@@ -378,40 +384,45 @@ class InfluxListener:
             self.collect()
 
     def _write_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.wait()
             self._wake.clear()
             self._drain(final=False)
 
     def _drain(self, final: bool) -> None:
-        """Write the buffer in batches. A failed batch is dropped and counted; outside the final
-        flush the rest waits for the next interval, so a dead server costs one timeout each."""
+        """Write the buffer in batches; a failed batch is dropped and counted. During the run
+        the rest waits for the next interval, so a dead server costs one timeout per interval;
+        at the end nothing can wait, so the first failure drops everything left.
+
+        The writer greenlet and a flush may drain at once: each pops its own batches."""
         settings = self.settings
-        with self._write_lock:
-            while self._buffer and settings is not None:
-                batch = [self._buffer.popleft() for _ in range(min(BATCH_SIZE, len(self._buffer)))]
-                try:
-                    self._write_api.write(
-                        bucket=settings.bucket,
-                        org=settings.org,
-                        record=batch,
-                        write_precision=WritePrecision.MS,
-                    )
-                except Exception as exc:
-                    self.dropped_points += len(batch)
-                    self._warn(
-                        "Writing to InfluxDB at %s failed (%s); %d points dropped so far",
-                        settings.url,
-                        _describe(exc),
-                        self.dropped_points,
-                    )
-                    if not final:
-                        return
+        while self._buffer and settings is not None and (final or not self._stopping):
+            batch = [self._buffer.popleft() for _ in range(min(BATCH_SIZE, len(self._buffer)))]
+            try:
+                self._write_api.write(
+                    bucket=settings.bucket,
+                    org=settings.org,
+                    record=batch,
+                    write_precision=WritePrecision.MS,
+                )
+            except Exception as exc:
+                lost = len(batch)
+                if final:
+                    lost += len(self._buffer)
+                    self._buffer.clear()
+                self.dropped_points += lost
+                self._warn(
+                    "Writing to InfluxDB at %s failed (%s); %d points dropped so far",
+                    settings.url,
+                    _describe(exc),
+                    self.dropped_points,
+                )
+                return
 
     def _connect(self, settings: InfluxSettings) -> None:
         if self._client is not None:
             self._client.close()
-        timeout_ms = int(min(settings.interval_s, MAX_WRITE_TIMEOUT_S) * 1000)
+        timeout_ms = int(self._timeout_s(settings) * 1000)
         self._client = InfluxDBClient(
             url=settings.url,
             token=settings.token or None,
@@ -419,6 +430,11 @@ class InfluxListener:
             timeout=timeout_ms,
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def _timeout_s(self, settings: InfluxSettings | None = None) -> float:
+        """A write may take one interval at most, so a slow server never piles writes up."""
+        settings = settings or self.settings
+        return min(settings.interval_s, MAX_WRITE_TIMEOUT_S) if settings else MAX_WRITE_TIMEOUT_S
 
     def _warn(self, message: str, *args: Any) -> None:
         now = time.monotonic()

@@ -135,6 +135,8 @@ class HarnessOptions:
                 raise ConfigError(
                     f"--mendersim-{name}", f"{get(name)!r} is not one of {', '.join(allowed)}"
                 )
+        if get("scenario") == "ramp" and not float(get("ramp_window") or 0) > 0:
+            raise ConfigError("--mendersim-ramp-window", "the ramp scenario needs a window > 0 s")
         if not get("db"):
             raise ConfigError("--mendersim-db", "a seed store path is required")
         profiles = tuple(p.strip() for p in str(get("profiles") or "").split(",") if p.strip())

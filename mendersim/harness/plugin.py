@@ -136,6 +136,7 @@ class Harness:
                 artifact_size=opts.rollout_artifact_size,
                 device_types=self.coordinator.device_types(),
                 start_delay_s=opts.rollout_delay,
+                identities=self.coordinator.identities,
             )
             self._rollout = Rollout(self.environment, self.view, plan, self._management)
         logger.info(
@@ -189,6 +190,8 @@ class Harness:
             # Devices are stopped now; one more worker report carries their last requests,
             # which Locust's quit (0.5 s for final reports) would otherwise often miss.
             gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
+        else:  # the final figures, while the stopped devices are still counted
+            self.view.update("local", process_report(self.pool, self.environment))
 
     def _on_test_stop(self, **_: Any) -> None:
         if self._reporter is not None:

@@ -7,6 +7,7 @@ a real one, with an artifact written for the fleet's device types.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -43,6 +44,7 @@ class RolloutPlan:
     artifact_size: int
     device_types: list[str]
     start_delay_s: float  # start even if not every device is accepted yet, this long after spawn
+    identities: Callable[[], set[str]]  # identity keys of the simulated fleet
 
 
 def targets_for(accepted_ids: list[str], share: float) -> list[str]:
@@ -52,13 +54,20 @@ def targets_for(accepted_ids: list[str], share: float) -> list[str]:
     return sorted(accepted_ids)[: max(1, math.ceil(len(accepted_ids) * share))]
 
 
-def accepted_device_ids(management: Any) -> list[str]:
-    """Every accepted device on the server, page by page."""
+def identity_key(identity: dict[str, Any]) -> str:
+    """An identity as the client sends it (sorted keys, compact): how the server tells devices."""
+    return json.dumps(identity, sort_keys=True, separators=(",", ":"))
+
+
+def accepted_fleet_ids(management: Any, fleet: set[str]) -> list[str]:
+    """The server ids of the accepted devices whose identity is in `fleet`, page by page.
+
+    A real server may hold devices that are not simulated: they are never deployment targets."""
     ids: list[str] = []
     page = 1
     while True:
         chunk = management.list_devices(status="accepted", page=page, per_page=PAGE)
-        ids.extend(device["id"] for device in chunk)
+        ids.extend(d["id"] for d in chunk if identity_key(d.get("identity_data", {})) in fleet)
         if len(chunk) < PAGE:
             return ids
         page += 1
@@ -115,7 +124,7 @@ class Rollout:
 
     def _deploy_and_watch(self) -> None:
         management = self._management()
-        accepted = accepted_device_ids(management)
+        accepted = accepted_fleet_ids(management, self._plan.identities())
         targets = targets_for(accepted, self._plan.share)
         if not targets:
             logger.error("rollout: no accepted device to deploy to")

@@ -5,7 +5,6 @@ import types
 import gevent
 import pytest
 from gevent.pywsgi import WSGIServer
-from locust.event import EventHook
 
 from mendersim.device import steps
 from mendersim.device.transport import TransportError
@@ -42,12 +41,20 @@ def server():
     srv.stop()
 
 
+class _RequestEvent:
+    """Stands for Locust's `events.request`: keeps what the transport fires."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def fire(self, **kwargs) -> None:
+        self.entries.append(kwargs)
+
+
 @pytest.fixture
 def recorded():
-    entries = []
-    env = types.SimpleNamespace(events=types.SimpleNamespace(request=EventHook()))
-    env.events.request.add_listener(lambda **kw: entries.append(kw))
-    return env, entries
+    event = _RequestEvent()
+    return types.SimpleNamespace(events=types.SimpleNamespace(request=event)), event.entries
 
 
 def test_fresh_uses_a_new_connection_per_exchange(server, recorded):

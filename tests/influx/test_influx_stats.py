@@ -162,7 +162,7 @@ def test_slow_server_write_yields_to_other_greenlets():
 def test_full_buffer_drops_oldest_points_and_counts_them():
     listener = _listener(f"http://127.0.0.1:{free_port()}", buffer=5)
     try:
-        listener._greenlets[1].kill()  # no writer: points stay in the buffer
+        listener._writer.kill()  # no writer: points stay in the buffer
         _fire(listener, 8)
         listener.collect()  # 8 step points + run + generator = 10 points into a buffer of 5
         assert listener.dropped_points == 5
