@@ -4,11 +4,12 @@ One standalone Locust process (one worker) with FastHttpUsers polling a trivial 
 server as fast as they can, once without the listener and once writing every second to a real
 VictoriaMetrics, alternating over several rounds in the same invocation. A worker's maximum rate
 is what one core gives it, so the figure is requests per CPU-second of the worker process between
-test start and stop (robust on a shared machine); wall-clock rates are printed beside it.
+test start and stop (robust on a shared machine); wall-clock rates are printed beside it. With
+two or more CPUs the worker runs alone on CPU 0, the HTTP server and VictoriaMetrics on CPU 1.
 Target: with / without at least 0.95. For scale it also measures bare request events (no HTTP
 at all), where the listener's per-event cost shows undiluted.
 
-    /work/venv/bin/python bench/bench_influx.py [--seconds 6] [--rounds 5] [--users 20]
+    /work/venv/bin/python bench/bench_influx.py [--seconds 5] [--rounds 7] [--users 20]
 
 This file is also the locustfile of the runs it starts.
 """
@@ -35,6 +36,8 @@ influx.setup(events)
 HERE = Path(__file__).resolve()
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 TARGET_RATIO = 0.95
+WORKER_CPU, SERVERS_CPU = 0, 1
+CAN_PIN = {WORKER_CPU, SERVERS_CPU} <= os.sched_getaffinity(0)  # read before any pinning
 
 
 class Poller(FastHttpUser):
@@ -188,14 +191,21 @@ def compare(user_class: str, args: argparse.Namespace, host: str, vm: str, workd
     return cpu_ratio
 
 
+def _pin(cpu: int):
+    """A preexec_fn keeping a process on one CPU, when there are several."""
+    if not CAN_PIN:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def _list(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:,.0f}" for v in values) + "]"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=6, help="length of each run")
-    parser.add_argument("--rounds", type=int, default=5, help="runs per mode, alternating")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=7, help="runs per mode, alternating")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,6 +216,8 @@ def main() -> int:
     sys.path.insert(0, str(HERE.parents[1] / "tests" / "influx"))
     from tsdb import free_port, victoria_metrics
 
+    if pin := _pin(SERVERS_CPU):
+        pin()  # the servers started below inherit it; each worker run moves to WORKER_CPU
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()

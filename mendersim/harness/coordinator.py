@@ -9,6 +9,7 @@ them by worker name and sends their records in chunks (`SLICE`); state updates c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from mendersim.harness.options import HarnessOptions
 logger = logging.getLogger(__name__)
 
 WRITE_EVERY_S = 5.0
+LEASE_PATIENCE_S = 10.0  # how long a lease waits for devices other workers are giving back
 COLLECT_TIMEOUT_S = 20.0
 
 
@@ -96,21 +98,31 @@ class Coordinator:
     # -- messages ------------------------------------------------------------------------------
 
     def on_lease(self, environment: Any, msg: Any) -> None:
-        client = msg.node_id
-        key = self._key_for(client, str(msg.data["key"]))
-        have, total = int(msg.data["have"]), int(msg.data["total"])
+        self._lease(msg.node_id, msg.data, time.monotonic() + LEASE_PATIENCE_S)
+
+    def on_return(self, environment: Any, msg: Any) -> None:
+        key = self._key_of.get(msg.node_id)
+        if key is not None:
+            self.book.give_back(key, msg.data["ids"])
+
+    def _lease(self, client: str, request: dict[str, Any], deadline: float) -> None:
+        key = self._key_for(client, str(request["key"]))
         live = {self._key_of[c] for c in self._live_workers() if c in self._key_of}
         try:
-            ids = self.book.lease(key, total, live)
+            wanted = self.book.lease(key, int(request["more"]), live, restart=request["restart"])
         except NotEnoughDevices as exc:
+            if time.monotonic() < deadline:  # users moving between workers bring devices back
+                gevent.spawn_later(
+                    0.5, self._lease, client, {**request, "restart": False}, deadline
+                )
+                return
             self._send(client, {"records": [], "error": str(exc), "last": True})
             self._on_refused(str(exc))
             return
-        self.write_pending()  # records sent out must carry the latest state
-        wanted = ids[have:total]
         logger.info(
-            "worker %s (%s): %d devices leased, sending %d", key, client, len(ids), len(wanted)
+            "worker %s: %d more devices, %d leased", key, len(wanted), len(self.book.leased(key))
         )
+        self.write_pending()  # records sent out must carry the latest state
         first = True
         for start in range(0, max(len(wanted), 1), wire.CHUNK):
             records = self._store.load_devices(device_ids=wanted[start : start + wire.CHUNK])

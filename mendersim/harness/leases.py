@@ -74,9 +74,7 @@ class LeaseBook:
         dead = [k for k in self._leases if k != key and k not in live_keys]
         live = [k for k in self._leases if k != key and k in live_keys]
         spare = {k: len(self._leases[k]) - self._handed.get(k, 0) for k in live}
-        available = (
-            len(self._free) + sum(len(self._leases[k]) for k in dead) + sum(spare.values())
-        )
+        available = len(self._free) + sum(len(self._leases[k]) for k in dead) + sum(spare.values())
         if available < missing:
             in_use = sum(self._handed.get(k, 0) for k in live)
             raise NotEnoughDevices(in_use + self._handed.get(key, 0) + missing, self._fleet)

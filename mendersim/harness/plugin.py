@@ -66,6 +66,10 @@ class Harness:
         self.options = HarnessOptions.from_parsed(environment.parsed_options)
         self.simulates = not isinstance(runner, MasterRunner)
         self.coordinates = not isinstance(runner, WorkerRunner)
+        if isinstance(runner, MasterRunner):
+            # Locust copies the master's custom options onto each worker with every spawn
+            # message, possibly before the worker's own init; a worker's name is its own.
+            delattr(environment.parsed_options, "mendersim_worker_id")
         self._stack = ExitStack()
         self.pool: DevicePool | None = None
         self.coordinator: Coordinator | None = None
@@ -126,6 +130,7 @@ class Harness:
         self.environment.mendersim_fleet = self.view
         self.runner.register_message(wire.LEASE, self.coordinator.on_lease)
         self.runner.register_message(wire.STATES, self.coordinator.on_states)
+        self.runner.register_message(wire.RETURN, self.coordinator.on_return)
         if isinstance(self.runner, MasterRunner):
             self.environment.events.worker_report.add_listener(self._on_worker_report)
         if self.web_ui is not None:

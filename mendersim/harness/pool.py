@@ -26,6 +26,7 @@ from mendersim.harness.transport import GeventTransport
 logger = logging.getLogger(__name__)
 
 COALESCE_S = 0.05  # users spawning together share one lease request
+RETURN_AFTER_S = 2.0  # idle devices go back to the master unless a new user takes them first
 STATE_FLUSH_S = 10.0
 
 
@@ -41,10 +42,11 @@ class DevicePool:
         self.counters = FleetCounters()
         self._clock = GeventClock(self.lag)
         self._listener = HarnessListener(environment, self.counters)
-        self._received = 0
         self._idle: deque[DeviceRecord] = deque()
         self._waiters: deque[AsyncResult] = deque()
         self._asking = False
+        self._restart = True  # this process holds no device of its lease yet
+        self._returning = False
         self._engine: dict[str, Any] = {}
         self._behaviours: dict[str, Behaviour] = {}
         self._records: dict[Device, DeviceRecord] = {}
@@ -75,6 +77,9 @@ class DevicePool:
         self.counters.changed.discard(device)
         self._take_update(device, record)
         self._idle.append(record)
+        if not self._returning:
+            self._returning = True
+            gevent.spawn_later(RETURN_AFTER_S, self._give_back_idle)
 
     def devices(self) -> list[Device]:
         return list(self._records)
@@ -106,7 +111,6 @@ class DevicePool:
                     self._behaviours[name] = Behaviour.from_profile(document)
         for item in data["records"]:
             record = wire.record_from_wire(item)
-            self._received += 1
             if self._waiters:
                 self._waiters.popleft().set(record)
             else:
@@ -164,10 +168,21 @@ class DevicePool:
             gevent.spawn_later(COALESCE_S, self._ask)
 
     def _ask(self) -> None:
-        total = self._received + len(self._waiters) - len(self._idle)
+        more, restart = len(self._waiters), self._restart
+        self._restart = False
         self._environment.runner.send_message(
-            wire.LEASE, {"key": self._key, "have": self._received, "total": total}
+            wire.LEASE, {"key": self._key, "more": more, "restart": restart}
         )
+
+    def _give_back_idle(self) -> None:
+        """Return idle devices (their state first) so that any worker may simulate them."""
+        self._returning = False
+        if not self._idle:
+            return
+        ids = [record.device_id for record in self._idle]
+        self._idle.clear()
+        self.flush()
+        self._environment.runner.send_message(wire.RETURN, {"key": self._key, "ids": ids})
 
     def _build(self, record: DeviceRecord) -> Device:
         engine = self._engine

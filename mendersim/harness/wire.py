@@ -8,8 +8,9 @@ from typing import Any
 from mendersim.fleet.model import DeploymentRecord, DeviceRecord, DeviceStateUpdate
 
 # Message types: worker → master
-LEASE = "mendersim:lease"  # {"key", "have", "total"}
+LEASE = "mendersim:lease"  # {"key", "more", "restart"}: hand me `more` devices
 STATES = "mendersim:states"  # {"updates": [...], "final": bool}
+RETURN = "mendersim:return"  # {"key", "ids"}: devices no user of mine simulates any more
 # master → worker
 SLICE = "mendersim:slice"  # {"records": [...], "engine": {...}, "profiles": {...}, "last", "error"}
 COLLECT = "mendersim:collect"  # {}: stop the devices and send every state update, final

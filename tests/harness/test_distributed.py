@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 
 import pytest
 from harness_helpers import TIME_SCALE, locust, seed, stats_rows
@@ -77,11 +78,8 @@ def test_distributed_rollout_end_to_end(tmp_path):
         assert code == 0, log[-3000:]
 
         # Each device simulated exactly once: two disjoint leases covering the fleet.
-        leases = re.findall(r"worker (\S+) \(\S+\): (\d+) devices leased", log)
-        assert sorted({k for k, _ in leases}) and len({k for k, _ in leases}) == 2
-        assert (
-            sum(max(int(n) for k2, n in leases if k2 == k) for k in {k for k, _ in leases}) == FLEET
-        )
+        leased = dict(re.findall(r"worker (\S+): \d+ more devices, (\d+) leased", log))
+        assert len(leased) == 2 and sum(int(n) for n in leased.values()) == FLEET
         rows = stats_rows(tmp_path / "first")
         assert int(rows[("DEVICE", "time to accepted")]["Request Count"]) == FLEET
         assert mgmt.count_devices() == FLEET
@@ -130,3 +128,47 @@ def test_distributed_rollout_end_to_end(tmp_path):
         assert mgmt.deployment_statistics(deployment["id"]) == statistics
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0] == finished
+
+
+def _devices_in(log_path) -> set[str]:
+    """Devices a worker simulated, from the engine's log of each first authentication."""
+    text = log_path.read_text(errors="replace")
+    return set(re.findall(r"device (\S+): accepted after", text))
+
+
+def test_restarted_worker_with_the_same_name_gets_its_devices_back(small_fleet, tmp_path):
+    port = str(_free_port())
+    master = locust(
+        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+        "--headless", "--expect-workers", "2", "-u", "40", "-r", "40", "-t", "25s",
+        "--mendersim-db", str(small_fleet), "--mendersim-time-scale", TIME_SCALE,
+        log=tmp_path / "master.log",
+    )  # fmt: skip
+
+    def worker(name: str, log: str):
+        return locust(
+            "--worker", "--master-port", port, "--mendersim-worker-id", name, log=tmp_path / log
+        )
+
+    first, other = worker("w1", "w1.log"), worker("w2", "w2.log")
+    processes = [master, first, other]
+    try:
+        deadline = time.monotonic() + 30
+        while len(_devices_in(tmp_path / "w1.log")) < 20:
+            assert time.monotonic() < deadline, (tmp_path / "master.log").read_text()[-2000:]
+            time.sleep(0.2)
+        first.kill()  # a crash: no goodbye, no device given back
+        first.wait(timeout=10)
+        time.sleep(5)  # the master notices the missing heartbeat
+        again = worker("w1", "w1-again.log")
+        processes.append(again)
+        assert master.wait(timeout=90) == 0, (tmp_path / "master.log").read_text()[-3000:]
+        again.wait(timeout=30)
+        other.wait(timeout=30)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    before, after = _devices_in(tmp_path / "w1.log"), _devices_in(tmp_path / "w1-again.log")
+    assert len(before) == 20 and after == before
+    assert not before & _devices_in(tmp_path / "w2.log")

@@ -101,7 +101,7 @@ def test_processes_share_the_fleet_without_overlap(small_fleet, tmp_path):
     )  # fmt: skip
     assert run.wait(timeout=90) == 0, (tmp_path / "run.log").read_text()[-3000:]
     log = (tmp_path / "run.log").read_text()
-    leased = [int(n) for n in re.findall(r": (\d+) devices leased", log)]
-    assert len(leased) == 2 and sum(leased) == 40
+    leased = dict(re.findall(r"worker (\S+): \d+ more devices, (\d+) leased", log))
+    assert len(leased) == 2 and sum(int(n) for n in leased.values()) == 40
     assert int(stats_rows(tmp_path / "run")[("DEVICE", "time to accepted")]["Request Count"]) == 40
     assert _statuses(small_fleet) == {"accepted": 40}
