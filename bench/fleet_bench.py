@@ -48,7 +48,7 @@ def seeded_fleet(count: int) -> Path:
     subprocess.run(
         [sys.executable, "-m", "mendersim.cli", "seed", str(fleet), "--db", str(db)],
         check=True,
-        cwd=REPO,
+        cwd=CACHE,  # the seed log goes next to the store
     )
     print(f"seeded {count} devices in {time.monotonic() - started:.0f} s", flush=True)
     return db

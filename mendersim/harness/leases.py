@@ -67,9 +67,6 @@ class LeaseBook:
         self._leases[key] = [d for d in held if d not in back]
         self._free.extend(reversed(returned))
 
-    def holders(self) -> dict[str, int]:
-        return {key: len(ids) for key, ids in self._leases.items() if ids}
-
     def _grow(self, key: str, missing: int, live_keys: Collection[str]) -> None:
         dead = [k for k in self._leases if k != key and k not in live_keys]
         live = [k for k in self._leases if k != key and k in live_keys]

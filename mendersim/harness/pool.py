@@ -81,9 +81,6 @@ class DevicePool:
             self._returning = True
             gevent.spawn_later(RETURN_AFTER_S, self._give_back_idle)
 
-    def devices(self) -> list[Device]:
-        return list(self._records)
-
     def counts(self) -> tuple[Counter[str], Counter[str]]:
         """Live devices by status and, for those busy with a deployment, by phase."""
         by_status: Counter[str] = Counter()

@@ -36,7 +36,7 @@ def seed(tmp: Path, groups: list[dict], name: str = "fleet") -> Path:
         check=True,
         capture_output=True,
         timeout=120,
-        cwd=REPO,
+        cwd=tmp,  # the seed log goes next to the store, not into the repository
     )
     return db
 
