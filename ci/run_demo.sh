@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: a bounded headless load run of the demo fleet against the embedded
 # Mender server, with a rollout to 10 % of the fleet; Locust's HTML report and CSVs land in
-# runs/<timestamp>/. Usage: ci/run_demo.sh [seconds] (default 60). Needs python3 (>= 3.10) with venv.
+# runs/<timestamp>/. Usage: ci/run_demo.sh [seconds] (default 60). Needs python3 >= 3.10; installs the rest.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -9,14 +9,9 @@ RUN_SECONDS="${1:-60}"
 FLEET_DB="runs/demo/fleet.db"
 OUT="runs/$(date -u +%Y%m%dT%H%M%SZ)"
 
-VENV="${MENDERSIM_VENV:-.venv}"  # an existing environment may be given instead
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-fi
-if ! "$VENV/bin/python" -c "import mendersim, locust" 2>/dev/null; then
-    "$VENV/bin/python" -m pip install --quiet -e .
-fi
+source ci/setup.sh
+ensure_apt python3-venv
+ensure_venv fast
 
 mkdir -p "$OUT" runs/demo
 if [ ! -f "$FLEET_DB" ]; then

@@ -1,19 +1,33 @@
-# Sourced by the ci/ scripts: installs the Debian packages and the Python environment mendersim
-# needs, idempotently, so that each script works on a fresh Debian or Ubuntu machine.
-apt_packages=(python3-venv mender-artifact victoria-metrics influxdb wrk)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
+# Sourced by the ci/ scripts so that each works on a fresh Debian or Ubuntu machine:
+#   ensure_apt PACKAGE...   installs the Debian packages that are missing (services not started)
+#   ensure_venv EXTRAS      builds .venv (or $MENDERSIM_VENV) with mendersim[EXTRAS] installed
+
+ensure_apt() {
+  local missing=() pkg sudo="" policy=/usr/sbin/policy-rc.d created_policy=""
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian packages: ${missing[*]}" >&2
+  # policy-rc.d answering 101 keeps packaged services (influxdb) from starting on install.
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created_policy=1
+  fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test,fast]'
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  [ -z "$created_policy" ] || $sudo rm -f "$policy"
+}
+
+ensure_venv() {
+  VENV="${MENDERSIM_VENV:-.venv}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  fi
+  "$VENV/bin/python" -m pip install -q -e ".[$1]"
+}

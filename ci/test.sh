@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup.sh
-.venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+ensure_apt python3-venv mender-artifact victoria-metrics influxdb wrk
+ensure_venv test,fast
+"$VENV/bin/ruff" check .
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -10,8 +10,7 @@ import jsonschema
 import yaml
 
 from mendersim.errors import ConfigError
-
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "profiles" / "network"
+from mendersim.paths import profiles_root
 
 _RATE = {"type": ["number", "null"], "exclusiveMinimum": 0}
 
@@ -72,7 +71,7 @@ NO_SHAPING = NetworkProfile(name="none")
 
 def load_network_profile(name_or_path: str, directory: Path | None = None) -> NetworkProfile:
     """A profile by name (in `directory`, default profiles/network/) or by path to a YAML file."""
-    return _load(name_or_path, (directory or DEFAULT_DIR).resolve())
+    return _load(name_or_path, (directory or profiles_root() / "network").resolve())
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,6 @@ Profile lookup, in order, for a group's `profile:` value:
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ import yaml
 from mendersim.errors import ConfigError
 from mendersim.fleet import identity
 from mendersim.fleet.schema import FAILURE_MODES, FLEET_SCHEMA, PROFILE_SCHEMA, validate
-
-PROFILES_ENV = "MENDERSIM_PROFILES"
+from mendersim.paths import profiles_root
 
 PROFILE_DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -58,12 +56,6 @@ class FleetConfig:
     @property
     def seed(self) -> int:
         return int(self.document["seed"])
-
-
-def profiles_root() -> Path:
-    """The shipped `profiles/` folder, or the one `MENDERSIM_PROFILES` names."""
-    env = os.environ.get(PROFILES_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "profiles"
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from device_fakes import Offer, VirtualClock, artifact, profile, rig
 
-from mendersim.device.network import DEFAULT_DIR, load_network_profile
+from mendersim.device.network import load_network_profile
 from mendersim.device.shaping import ShapedTransport
 from mendersim.device.transport import Response, TransportError
 from mendersim.errors import ConfigError
+from mendersim.paths import profiles_root
 
 SHIPPED = [
     "none",
@@ -45,8 +46,8 @@ def test_shipped_profiles_load(name):
 
 
 def test_every_shipped_file_is_tested_and_cites_its_row():
-    assert sorted(p.stem for p in DEFAULT_DIR.glob("*.yaml")) == sorted(SHIPPED)
-    for path in DEFAULT_DIR.glob("*.yaml"):
+    assert sorted(p.stem for p in (profiles_root() / "network").glob("*.yaml")) == sorted(SHIPPED)
+    for path in (profiles_root() / "network").glob("*.yaml"):
         if path.stem != "none":
             text = path.read_text()
             assert "reference row" in text and "figures" in text.lower(), path

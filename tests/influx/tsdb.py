@@ -29,7 +29,7 @@ def binary(*names: str) -> str:
     for name in names:
         if found := shutil.which(name):
             return found
-    subprocess.run(["sh", str(INSTALL)], check=True, timeout=600)
+    subprocess.run(["bash", str(INSTALL)], check=True, timeout=600)
     for name in names:
         if found := shutil.which(name):
             return found
