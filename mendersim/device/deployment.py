@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mendersim import CLIENT_VERSION
@@ -92,8 +92,11 @@ class Deployment:
         cfg = self.device.config
         return decide.fraction(cfg.seed, self.device.record.device_id, purpose, self.id)
 
-    def report(self, status: str, *, retry: bool) -> str:
-        """PUT a status; intermediate ones are best effort, final ones retried like the client."""
+    def report(self, status: str, *, retry: bool, with_log: bool = False) -> str:
+        """PUT a status; intermediate ones are best effort, final ones retried like the client.
+
+        `with_log` pushes the deployment log once the status is taken, as the C++ client does
+        after a failure; a lost log upload repeats status and log on the same schedule."""
         device = self.device
         url = f"/api/devices/v1/deployments/device/deployments/{self.id}/status"
         body = json.dumps({"status": status}, separators=(",", ":")).encode()
@@ -108,15 +111,20 @@ class Deployment:
                 self.note("error", f"Could not send deployment status: {exc}")
             if response is not None:
                 if response.status in (200, 204):
-                    return _GO_ON
-                if response.status == 409:
+                    if not with_log:
+                        return _GO_ON
+                    response = self._push_log()
+                    if response is not None and response.status in (200, 204):
+                        return _GO_ON
+                elif response.status == 409:
                     self.note(
                         "error",
                         "Could not send deployment status: deployment aborted "
                         "by the server (409 Conflict)",
                     )
                     return _ABORTED
-                self.note("error", f"Could not send deployment status: HTTP {response.status}")
+                else:
+                    self.note("error", f"Could not send deployment status: HTTP {response.status}")
             if not retry:
                 return _GO_ON
             attempt += 1
@@ -132,7 +140,24 @@ class Deployment:
             if device.stopped:
                 return _GAVE_UP
 
-    def fail(self, reason: str) -> State:
+    def _push_log(self) -> Response | None:
+        """PUT the deployment log; the answer, or None when none came."""
+        url = f"/api/devices/v1/deployments/device/deployments/{self.id}/log"
+        try:
+            response = self.device.call(steps.DEPLOYMENT_LOG, "PUT", url, self.devlog.body())
+        except TransportError as exc:
+            log.debug("device %s: log upload failed: %s", self.device.record.device_id, exc.kind)
+            return None
+        if response.status not in (200, 204):
+            log.debug(
+                "device %s: log upload answered %d", self.device.record.device_id, response.status
+            )
+        return response
+
+    def fail(self, reason: str, log_lines: Sequence[str] = ()) -> State:
+        """Enter the failure path; `log_lines` are what the device logged as it failed."""
+        for line in log_lines:
+            self.note("error", line)
         self.reason = reason
         log.info(
             "device %s: deployment %s fails: %s", self.device.record.device_id, self.id, reason
@@ -206,9 +231,7 @@ def installing(d: Deployment) -> State | None:
     device.clock.sleep(seconds)
     device.listener.downtime(device, "install", seconds)
     if errors:
-        for line in errors:
-            d.note("error", line)
-        return d.fail(d.failure or "")
+        return d.fail(d.failure or "", errors)
     return rebooting
 
 
@@ -220,9 +243,7 @@ def rebooting(d: Deployment) -> State | None:
     d.rebooted = True
     device.restart("reboot", device.behaviour.reboot.pick(d.fraction("reboot")))
     if d.failure == failures.REBOOT_KERNEL_PANIC:
-        for line in failures.REBOOT_ERRORS:
-            d.note("error", line)
-        return d.fail(d.failure)
+        return d.fail(d.failure, failures.REBOOT_ERRORS)
     return committing
 
 
@@ -235,9 +256,7 @@ def committing(d: Deployment) -> State | None:
     if outcome == _GAVE_UP:
         return d.fail("status_report_failed")
     if d.failure == failures.COMMIT_HEALTH_CHECK:
-        for line in failures.COMMIT_ERRORS:
-            d.note("error", line)
-        return d.fail(d.failure)
+        return d.fail(d.failure, failures.COMMIT_ERRORS)
     return success
 
 
@@ -270,10 +289,5 @@ def failure(d: Deployment) -> State | None:
     device.set_phase("reporting")
     d.record.result = "failure"
     d.record.failure_reason = d.reason
-    if d.report("failure", retry=True) == _GO_ON:
-        url = f"/api/devices/v1/deployments/device/deployments/{d.id}/log"
-        try:
-            device.call(steps.DEPLOYMENT_LOG, "PUT", url, d.devlog.body())
-        except TransportError as exc:
-            log.debug("device %s: log upload failed: %s", device.record.device_id, exc)
+    d.report("failure", retry=True, with_log=True)
     return None

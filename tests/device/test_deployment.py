@@ -276,3 +276,17 @@ def test_download_memory_stays_flat_whatever_the_artifact_size():
         tracemalloc.stop()
     assert server.statuses()[-1] == "success"
     assert peak < 2_000_000, peak  # a few chunks, never the 8 MB artifact
+
+
+def test_lost_log_upload_repeats_status_and_log_like_the_client():
+    from mendersim.device.transport import TransportError
+
+    def lossy(server):
+        server.scripted["deployment log"] = [TransportError("connection_reset")]
+
+    _, server, _, _ = deploy(failing(failures.INSTALL_NO_SPACE), setup=lossy)
+    steps = [s for s in server.steps() if s in ("status:failure", "deployment log")]
+    assert steps == ["status:failure", "deployment log"] * 2
+    logs = server.of("deployment log")
+    assert 60 <= logs[1].at - logs[0].at < 61  # the backoff, plus the link's round trips
+    assert any("No space left on device" in m["message"] for m in logs[1].json()["messages"])
