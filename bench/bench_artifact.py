@@ -1,6 +1,6 @@
 """Artifact writer and reader throughput, memory, and the same work done by mender-artifact.
 
-    /work/venv/bin/python bench/bench_artifact.py [--size 100M] [--compressions gzip,none]
+    .venv/bin/python bench/bench_artifact.py [--size 100M] [--compressions gzip,none]
 
 For each compression: write an artifact (payload generated from a seed), read it back from the
 file and from a stream of 16 KiB chunks (as a download arrives), each in a fresh process so the

@@ -9,7 +9,7 @@ two or more CPUs the worker runs alone on CPU 0, the HTTP server and VictoriaMet
 Target: with / without at least 0.95. For scale it also measures bare request events (no HTTP
 at all), where the listener's per-event cost shows undiluted.
 
-    /work/venv/bin/python bench/bench_influx.py [--seconds 5] [--rounds 7] [--users 20]
+    .venv/bin/python bench/bench_influx.py [--seconds 5] [--rounds 7] [--users 20]
 
 This file is also the locustfile of the runs it starts.
 """

@@ -6,7 +6,7 @@ A bare Locust FastHttpUser worker, also pinned to core 1, measures how fast one 
 sends the same polls. Both are measured in the same run; the target is capacity / send rate
 of at least 1.5.
 
-    /work/venv/bin/python bench/bench_server.py [--seconds 10] [--devices 50]
+    .venv/bin/python bench/bench_server.py [--seconds 10] [--devices 50]
 """
 
 from __future__ import annotations

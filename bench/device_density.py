@@ -4,7 +4,7 @@ Devices are built from distinct records, authenticated and polled once against a
 answerer (no sockets), then measured with tracemalloc. The record itself belongs to the seed
 store and is reported apart from the engine's own state.
 
-    /work/venv/bin/python bench/device_density.py [DEVICES]
+    .venv/bin/python bench/device_density.py [DEVICES]
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Suite-wide set-up: import Locust once, without its gevent monkey patching.
+"""Suite-wide set-up: Locust imported once without its gevent monkey patching, and the path of
+Mender's own specs and artifacts.
 
 All areas share one pytest process. Patching after a test module imported `ssl` (through
 requests) recurses in ssl, and patching up front hangs the seeding tests' multiprocessing pool.
@@ -7,7 +8,9 @@ patched (a Locust run, a write that has to yield) runs in a subprocess, patched 
 """
 
 import os
+import pathlib
 
+import pytest
 from gevent import monkey
 
 if not monkey.is_module_patched("socket"):
@@ -16,3 +19,9 @@ if not monkey.is_module_patched("socket"):
         import locust  # noqa: F401
     finally:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
+
+
+@pytest.fixture(scope="session")
+def mender_shared() -> pathlib.Path:
+    """Mender's own specs and artifacts, in `shared/mender/` beside the checkout."""
+    return pathlib.Path(__file__).resolve().parents[2] / "shared" / "mender"

@@ -10,9 +10,9 @@ from mendersim.fleet import keys
 
 
 @pytest.fixture(scope="session")
-def real_artifacts() -> Path:
+def real_artifacts(mender_shared: Path) -> Path:
     """Artifacts made by Mender's own tools (from mender-server's test data)."""
-    return Path("/work/shared/mender/artifacts")
+    return mender_shared / "artifacts"
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import requests
 import yaml
@@ -13,12 +11,11 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
 from mendersim.device import failures
 
-SPEC = Path("/work/shared/mender/specs/dist_openapi.yaml")
-
 
 @pytest.fixture(scope="module")
-def openapi():
-    return OpenAPI.from_dict(yaml.safe_load(SPEC.read_text()))
+def openapi(mender_shared):
+    spec = mender_shared / "specs" / "dist_openapi.yaml"
+    return OpenAPI.from_dict(yaml.safe_load(spec.read_text()))
 
 
 def exchanges_of(profile_dict):
