@@ -24,8 +24,9 @@ fi
     --mendersim-db "$FLEET_DB" \
     --mendersim-time-scale 0.00333 \
     --mendersim-scenario rollout --mendersim-rollout-share 0.1 --mendersim-rollout-delay 30 \
+    --mendersim-log-file "$OUT/simulator.log" \
     --html "$OUT/report.html" --csv "$OUT/stats" \
     2> "$OUT/locust.log" || status=$?
 
-echo "report: $OUT/report.html  statistics: $OUT/stats_*.csv  log: $OUT/locust.log"
+echo "report: $OUT/report.html  statistics: $OUT/stats_*.csv  logs: $OUT/locust.log $OUT/simulator.log"
 exit "${status:-0}"

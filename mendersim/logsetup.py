@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from mendersim.errors import ConfigError
 
@@ -33,9 +35,12 @@ def configure_logging(
     console_level: str | int = "WARNING",
     max_bytes: int = 10 << 20,
     backups: int = 5,
+    console_info: tuple[str, ...] = (),
 ) -> logging.Logger:
     """Send `mendersim.*` records to a rotating file (None: no file) and to stderr.
 
+    The console shows `console_level` and above, plus INFO from the loggers named in
+    `console_info` (run-level news such as the harness's, never per-device decisions).
     Calling it again replaces what an earlier call installed.
     """
     file_level = _level(level, "--log-level")
@@ -57,6 +62,9 @@ def configure_logging(
         rotating.setLevel(file_level)
         handlers.append(rotating)
     stream = logging.StreamHandler(sys.stderr)
+    if console_info and console > logging.INFO:
+        stream.addFilter(_ConsoleFilter(console, console_info))
+        console = logging.INFO
     stream.setLevel(console)
     handlers.append(stream)
     for handler in handlers:
@@ -66,3 +74,32 @@ def configure_logging(
     logger.setLevel(min(file_level if file is not None else console, console))
     logger.propagate = False
     return logger
+
+
+class _ConsoleFilter(logging.Filter):
+    def __init__(self, level: int, chatty: tuple[str, ...]) -> None:
+        super().__init__()
+        self.level = level
+        self.chatty = chatty
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or record.name.startswith(self.chatty)
+
+
+def configure_from(
+    section: Mapping[str, Any] | None,
+    *,
+    file: str | None = None,
+    level: str | None = None,
+    console_info: tuple[str, ...] = (),
+) -> logging.Logger:
+    """Configure from a fleet config's `logging` section; command-line values win."""
+    merged = {"file": "simulator.log", "level": "INFO", "max_bytes": 10 << 20, "backups": 5}
+    merged.update(section or {})
+    return configure_logging(
+        file=file or merged["file"],
+        level=level or merged["level"],
+        max_bytes=int(merged["max_bytes"]),
+        backups=int(merged["backups"]),
+        console_info=console_info,
+    )

@@ -13,7 +13,7 @@ from mendersim.fleet.profiles import load_fleet
 from mendersim.fleet.seed import seed_store
 from mendersim.fleet.store import SeedStore
 from mendersim.fleet.summary import format_summary
-from mendersim.logsetup import configure_logging
+from mendersim.logsetup import configure_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,13 +61,7 @@ def run_seed(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers", f"must be at least 1, not {args.workers}")
     fleet = load_fleet(args.fleet)
-    logging_config = fleet.document["logging"]
-    configure_logging(
-        file=args.log_file or logging_config["file"],
-        level=args.log_level or logging_config["level"],
-        max_bytes=logging_config["max_bytes"],
-        backups=logging_config["backups"],
-    )
+    configure_from(fleet.document["logging"], file=args.log_file, level=args.log_level)
     with _private_files():
         result = seed_store(fleet, args.db, workers=args.workers, progress=not args.quiet)
     if not args.quiet:

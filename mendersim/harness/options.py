@@ -87,6 +87,17 @@ def add_arguments(parser: Any) -> None:
         help="Scheduler lag p99 (seconds) above which the harness warns that it is saturated",
     )
     option(
+        "--mendersim-log-file",
+        default="",
+        help="Rotating log of the simulator's decisions (default: the fleet config's "
+        "logging.file, else simulator.log); the console keeps warnings only",
+    )
+    option(
+        "--mendersim-log-level",
+        default="",
+        help="Level of --mendersim-log-file (default: the fleet config's logging.level, else INFO)",
+    )
+    option(
         "--mendersim-worker-id",
         default="",
         include_in_web_ui=False,
@@ -112,6 +123,8 @@ class HarnessOptions:
     mgmt_token: str
     lag_bound: float
     worker_id: str
+    log_file: str
+    log_level: str
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> HarnessOptions:
@@ -154,4 +167,6 @@ class HarnessOptions:
             mgmt_token=str(get("mgmt_token") or ""),
             lag_bound=positive("lag_bound"),
             worker_id=str(get("worker_id") or ""),
+            log_file=str(get("log_file") or ""),
+            log_level=str(get("log_level") or ""),
         )

@@ -33,6 +33,7 @@ from mendersim.harness.leases import NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
 from mendersim.harness.pool import DevicePool
 from mendersim.harness.rollout import Rollout, RolloutPlan
+from mendersim.logsetup import configure_from
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Harness:
         # Simulating listeners first: at test stop, devices hand in their state before the
         # coordinating side writes the store.
         events = self.environment.events
+        self._log_to(None)
         if self.simulates:
             key = self.options.worker_id or getattr(self.runner, "client_id", "local")
             self.pool = DevicePool(self.environment, key)
@@ -107,6 +109,7 @@ class Harness:
         embedded.ensure_seeded(opts.db, opts.fleet)
         store = SeedStore.open(opts.db)
         self._stack.callback(store.close)
+        self._log_to(store.fleet_config().get("logging"))
         self.coordinator = Coordinator(
             self.environment,
             store,
@@ -149,6 +152,17 @@ class Harness:
             self.coordinator.fleet_size,
             opts.db,
             self.environment.host,
+        )
+
+    def _log_to(self, fleet_logging: dict[str, Any] | None) -> None:
+        """Decisions to the rotating simulator.log, not to Locust's console; the fleet config's
+        `logging` section applies where the store is at hand (master, standalone)."""
+        opts = self.options
+        configure_from(
+            fleet_logging,
+            file=opts.log_file or None,
+            level=opts.log_level or None,
+            console_info=("mendersim.harness",),
         )
 
     def abort(self) -> None:

@@ -56,3 +56,29 @@ def test_file_rotates_and_reconfiguring_replaces_handlers(tmp_path):
 def test_bad_level_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--log-level: unknown log level 'LOUD'"):
         configure_logging(file=tmp_path / "x.log", level="LOUD")
+
+
+def test_run_level_news_reaches_the_console_device_decisions_do_not(tmp_path, capsys):
+    from mendersim.logsetup import configure_from
+
+    configure_from(
+        {"file": str(tmp_path / "sim.log"), "level": "DEBUG"},
+        console_info=("mendersim.harness",),
+    )
+    logging.getLogger("mendersim.harness.rollout").info("rollout: all 3 targets finished")
+    logging.getLogger("mendersim.device.engine").info("device d-1: accepted after 1.0 s")
+    err = capsys.readouterr().err
+    assert "rollout: all 3 targets finished" in err and "accepted after" not in err
+    text = (tmp_path / "sim.log").read_text()
+    assert "rollout: all 3 targets finished" in text and "device d-1: accepted after" in text
+
+
+def test_command_line_values_win_over_the_fleet_section(tmp_path):
+    from mendersim.logsetup import configure_from
+
+    chosen = tmp_path / "chosen.log"
+    configure_from(
+        {"file": str(tmp_path / "fleet.log"), "level": "ERROR"}, file=str(chosen), level="INFO"
+    )
+    logging.getLogger("mendersim.fleet.seed").info("decided")
+    assert "decided" in chosen.read_text() and not (tmp_path / "fleet.log").exists()

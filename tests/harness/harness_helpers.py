@@ -41,15 +41,20 @@ def seed(tmp: Path, groups: list[dict], name: str = "fleet") -> Path:
     return db
 
 
+def simulator_log(log: Path) -> Path:
+    """Where the process whose console goes to `log` writes the simulator's decisions."""
+    return log.with_suffix(".simulator.log")
+
+
 def locust(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
-    """A Locust process with the fleet locustfile; output to `log`."""
+    """A Locust process with the fleet locustfile; console to `log`, decisions beside it."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             [*LOCUST, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "MENDERSIM_LOG_FILE": str(simulator_log(log)), **(env or {})},
         )
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 import pytest
-from harness_helpers import TIME_SCALE, locust, seed, stats_rows
+from harness_helpers import TIME_SCALE, locust, seed, simulator_log, stats_rows
 
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
@@ -132,7 +132,8 @@ def test_distributed_rollout_end_to_end(tmp_path):
 
 def _devices_in(log_path) -> set[str]:
     """Devices a worker simulated, from the engine's log of each first authentication."""
-    text = log_path.read_text(errors="replace")
+    path = simulator_log(log_path)
+    text = path.read_text(errors="replace") if path.exists() else ""
     return set(re.findall(r"device (\S+): accepted after", text))
 
 

@@ -21,6 +21,8 @@ DEFAULTS = {
     "mgmt_token": "",
     "lag_bound": 1.0,
     "worker_id": "",
+    "log_file": "",
+    "log_level": "",
 }
 
 

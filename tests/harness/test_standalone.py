@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from harness_helpers import LOCUST, REPO, TIME_SCALE, locust, stats_rows
+from harness_helpers import LOCUST, REPO, TIME_SCALE, locust, simulator_log, stats_rows
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +32,10 @@ def test_headless_standalone_with_the_embedded_server_and_a_rollout(small_fleet,
     log = (tmp_path / "run.log").read_text()
     assert "embedded Mender server at http://127.0.0.1:" in log
     assert "rollout: all 20 targets finished" in log
+    # Device decisions go to the simulator log, not to the console.
+    assert "accepted after" not in log
+    decisions = simulator_log(tmp_path / "run.log").read_text()
+    assert len(re.findall(r"device \S+: accepted after", decisions)) == 40
     rows = stats_rows(tmp_path / "run")
     assert int(rows[("DEVICE", "time to accepted")]["Request Count"]) == 40
     outcomes = sum(
