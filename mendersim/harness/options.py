@@ -10,6 +10,8 @@ from mendersim.errors import ConfigError
 
 CONNECTION_POLICIES = ("fresh", "keepalive")
 SCENARIOS = ("steady", "ramp", "rollout")
+# Options each process keeps for itself: the master must not hand its own to the workers.
+PER_PROCESS = ("mendersim_worker_id", "mendersim_log_file", "mendersim_log_level")
 
 
 def add_arguments(parser: Any) -> None:

@@ -69,8 +69,9 @@ class Harness:
         self.coordinates = not isinstance(runner, WorkerRunner)
         if isinstance(runner, MasterRunner):
             # Locust copies the master's custom options onto each worker with every spawn
-            # message, possibly before the worker's own init; a worker's name is its own.
-            delattr(environment.parsed_options, "mendersim_worker_id")
+            # message, possibly before the worker's own init; a worker's name and log are its own.
+            for name in options.PER_PROCESS:
+                delattr(environment.parsed_options, name)
         self._stack = ExitStack()
         self.pool: DevicePool | None = None
         self.coordinator: Coordinator | None = None
