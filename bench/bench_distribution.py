@@ -24,7 +24,16 @@ from pathlib import Path
 from statistics import median
 
 import requests
-from fleet_bench import SERVER_CPU, http_requests, locust, pin, seeded_fleet, stats_row, wait
+from fleet_bench import (
+    SERVER_CPU,
+    headless,
+    http_requests,
+    locust,
+    pin,
+    seeded_fleet,
+    stats_row,
+    wait,
+)
 
 from mendersim.server.process import free_port, running_server
 
@@ -90,16 +99,7 @@ def main() -> None:
         with running_server("--acceptance", "auto") as server:
             pin(server.process.pid, SERVER_CPU)
             fast = [
-                "--headless",
-                "-u",
-                str(n),
-                "-r",
-                str(n),
-                "-t",
-                f"{seconds}s",
-                "--host",
-                server.url,
-                "--only-summary",
+                *headless(n, seconds, server.url),
                 "--mendersim-db",
                 str(db),
                 "--mendersim-time-scale",
@@ -120,18 +120,9 @@ def main() -> None:
 
             before = server_requests(server)
             paced = [
-                "--headless",
-                "-u",
-                str(2 * n),
-                "-r",
-                str(2 * n),
-                "-t",
-                f"{seconds}s",
+                *headless(2 * n, seconds, server.url),
                 "--stop-timeout",
                 "5",
-                "--host",
-                server.url,
-                "--only-summary",
                 "--mendersim-db",
                 str(db),
                 "--mendersim-time-scale",

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet_bench import headless
 from locust import FastHttpUser, User, events, task
 
 from mendersim.harness import influx
@@ -135,16 +136,7 @@ def run(
         "-f",
         str(HERE),
         user_class,
-        "--headless",
-        "-u",
-        str(args.users),
-        "-r",
-        str(args.users),
-        "-t",
-        f"{args.seconds}s",
-        "--host",
-        host,
-        "--only-summary",
+        *headless(args.users, args.seconds, host),
         "--loglevel",
         "WARNING",
     ]

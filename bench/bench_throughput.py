@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import requests
-from fleet_bench import SERVER_CPU, locust, pin, seeded_fleet, stats_row, wait
+from fleet_bench import SERVER_CPU, headless, locust, pin, seeded_fleet, stats_row, wait
 
 from mendersim.device.auth import AUTH_PATH, auth_request
 from mendersim.device.engine import NEXT_V2
@@ -75,18 +75,7 @@ def main() -> None:
             pin(server.process.pid, SERVER_CPU)
             token, body = device_token(server.url, db)
             os.environ.update(BENCH_TOKEN=token, BENCH_BODY=body, BENCH_PATH=NEXT_V2)
-            common = [
-                "--headless",
-                "-u",
-                str(args.users),
-                "-r",
-                str(args.users),
-                "-t",
-                f"{args.seconds}s",
-                "--host",
-                server.url,
-                "--only-summary",
-            ]
+            common = headless(args.users, args.seconds, server.url)
             bare = locust(
                 [*common, "--csv", str(tmp / "bare")], tmp / "bare.log", locustfile=bare_file
             )

@@ -59,6 +59,12 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
+def headless(users: int, seconds: int, host: str) -> list[str]:
+    """Locust's options for a bounded headless run of `users` spawned at once."""
+    u = str(users)
+    return ["--headless", "-u", u, "-r", u, "-t", f"{seconds}s", "--host", host, "--only-summary"]
+
+
 def locust(args: list[str], log: Path, *, locustfile: Path = LOCUSTFILE) -> subprocess.Popen:
     """A Locust process pinned to the load generator's core."""
     with open(log, "wb") as out:
