@@ -154,6 +154,11 @@ class Deployment:
             )
         return response
 
+    def enter(self, status: str) -> bool:
+        """Show the phase and report it as its status; False when the server aborted."""
+        self.device.set_phase(status)
+        return self.report(status, retry=False) != _ABORTED
+
     def fail(self, reason: str, log_lines: Sequence[str] = ()) -> State:
         """Enter the failure path; `log_lines` are what the device logged as it failed."""
         for line in log_lines:
@@ -177,8 +182,7 @@ class Deployment:
 
 def downloading(d: Deployment) -> State | None:
     device = d.device
-    device.set_phase("downloading")
-    if d.report("downloading", retry=False) == _ABORTED:
+    if not d.enter("downloading"):
         return d.abort()
     failure = d.failure
     download = Download(
@@ -220,8 +224,7 @@ def downloading(d: Deployment) -> State | None:
 
 def installing(d: Deployment) -> State | None:
     device = d.device
-    device.set_phase("installing")
-    if d.report("installing", retry=False) == _ABORTED:
+    if not d.enter("installing"):
         return d.abort()
     d.note("info", "Installing artifact...")
     seconds = device.behaviour.install.pick(d.fraction("install")) * device.config.time_scale
@@ -237,8 +240,7 @@ def installing(d: Deployment) -> State | None:
 
 def rebooting(d: Deployment) -> State | None:
     device = d.device
-    device.set_phase("rebooting")
-    if d.report("rebooting", retry=False) == _ABORTED:
+    if not d.enter("rebooting"):
         return d.abort()
     d.rebooted = True
     device.restart("reboot", device.behaviour.reboot.pick(d.fraction("reboot")))
