@@ -17,8 +17,10 @@ ensure_apt() {
     $sudo chmod +x "$policy"
     created_policy=1
   fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+  # Another apt run (a parallel set-up) holds the lock for a while: wait for it, do not fail.
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends \
     "${missing[@]}" >/dev/null
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 }
