@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,13 +35,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
+        return code
     except MendersimError as exc:
         print(f"mendersim: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mendersim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `mendersim fleet DB | head`: the reader left; later writes to stdout go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("mendersim: error: standard output closed by its reader", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

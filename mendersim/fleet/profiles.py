@@ -95,7 +95,29 @@ def load_profile(path: Path) -> dict[str, Any]:
     _check_profile(document, str(path))
     document = _with_defaults(document, PROFILE_DEFAULTS)
     document["identity"].setdefault("extra", {})
+    _check_failure_weights(document, str(path))
     return document
+
+
+def _check_failure_weights(document: Mapping[str, Any], file: str) -> None:
+    """A failing update must be able to pick a failure mode: all-zero weights would turn every
+    drawn failure into a success without a word."""
+    update = document["update"]
+    base = update["failure_modes"]
+    if update["success_rate"] < 1 and not any(w > 0 for w in base.values()):
+        raise ConfigError(
+            f"{file}: update.failure_modes",
+            "every weight is 0 while success_rate is below 1; give one mode a weight above 0 "
+            "or set success_rate to 1",
+        )
+    for i, quirk in enumerate(document.get("quirks", [])):
+        weights = {**base, **quirk.get("failure_weights", {})}
+        rate = update["success_rate"] + quirk.get("success_rate_delta", 0)
+        if rate < 1 and not any(w > 0 for w in weights.values()):
+            raise ConfigError(
+                f"{file}: quirks[{i}].failure_weights",
+                "leaves every failure mode at weight 0 while failures can still happen",
+            )
 
 
 def _check_profile(document: Mapping[str, Any], file: str) -> None:

@@ -7,6 +7,7 @@ grown group gains devices; any other change to what was seeded is refused.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -250,6 +251,41 @@ def seed_store(
     db = Path(db)
     started = time.monotonic()
     total = sum(g.count for g in fleet.groups)
+    with _only_seeder(db):
+        return _seed_locked(fleet, db, workers, progress, started, total)
+
+
+@contextmanager
+def _only_seeder(db: Path) -> Iterator[None]:
+    """One seeding process per store: a second one stops at once with a clear line."""
+    lock_path = db.with_name(db.name + ".lock")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as exc:
+        raise MendersimError(
+            f"{lock_path}: cannot create the seeding lock: {exc.strerror}"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SeedRefused(
+                f"{db}: another `mendersim seed` is writing this store; let it finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a waiter)
+
+
+def _seed_locked(
+    fleet: FleetConfig,
+    db: Path,
+    workers: int | None,
+    progress: bool,
+    started: float,
+    total: int,
+) -> SeedResult:
     store = _open_or_create(db, fleet)
     try:
         seeded = store.seeded_indices()

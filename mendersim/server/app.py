@@ -20,6 +20,7 @@ from mendersim.server.deployments import DeviceDeployments
 from mendersim.server.deviceauth import DeviceAuth
 from mendersim.server.faults import FaultInjector
 from mendersim.server.inventory import Inventory
+from mendersim.server.limits import make_limits_middleware
 from mendersim.server.management import Management
 from mendersim.server.middleware import RouteInfo, make_middleware
 from mendersim.server.persistence import Persistence
@@ -68,6 +69,7 @@ def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
         added = app.router.add_route(route.method, route.path, route.handler)
         infos[added] = RouteInfo(f"{route.method} {route.path}", route.kind, route.endpoint)
     app.middlewares.append(make_middleware(ctx, infos))
+    app.middlewares.append(make_limits_middleware(config.max_upload, config.client_timeout))
     app[CONTEXT] = ctx
     if persistence is not None:
         persistence.remember_secrets(jwt_secret=jwt_secret, link_secret=link_secret)
@@ -116,6 +118,7 @@ def serve(config: ServerConfig) -> None:
                 port=config.port,
                 access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
                 print=None,
+                keepalive_timeout=config.client_timeout,  # also closes half-sent requests
                 loop=loop,
                 handle_signals=True,
             )

@@ -27,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     parser.add_argument(
-        "--mgmt-token",
-        default=os.environ.get(TOKEN_ENV),
-        help=f"bearer token of the management API (env {TOKEN_ENV}; default: random, printed)",
+        "--mgmt-token-file",
+        type=Path,
+        help=f"file holding the management API's bearer token (or env {TOKEN_ENV}; "
+        "default: random, printed); never give the token itself on a command line",
     )
     parser.add_argument(
         "--data-dir",
@@ -73,6 +74,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--maintenance", action="append", default=[], help="START+DURATION[@EVERY] (503)"
     )
     faults.add_argument("--fault-seed", type=int, default=0, help="seed of fault decisions")
+    parser.add_argument(
+        "--max-upload", default="4GiB", help="largest artifact upload, bytes (4GiB)"
+    )
+    parser.add_argument(
+        "--client-timeout",
+        default="30s",
+        help="time a client may take to send a request, or keep a connection idle (30s)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", default="INFO", help="log level (INFO)")
     parser.set_defaults(func=run)
@@ -83,8 +92,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         raise ConfigError("--port", f"{args.port} is not a port number")
     if args.max_devices is not None and args.max_devices < 1:
         raise ConfigError("--max-devices", "must be at least 1")
-    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
-        raise ConfigError("--data-dir", f"{args.data_dir} is not a directory")
+    if args.data_dir is not None:
+        _check_data_dir(args.data_dir)
     if args.db is not None and not args.db.parent.is_dir():
         raise ConfigError("--db", f"directory {args.db.parent} does not exist")
     faults = FaultSettings(
@@ -99,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     config = ServerConfig(
         host=args.host,
         port=args.port,
-        mgmt_token=args.mgmt_token or secrets.token_urlsafe(24),
+        mgmt_token=management_token(args) or secrets.token_urlsafe(24),
         # With --db, artifact files must outlive the process too: keep them beside the file.
         data_dir=args.data_dir or (args.db.with_name(args.db.name + ".data") if args.db else None),
         db=args.db,
@@ -115,15 +124,46 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         public_url=args.public_url,
         faults=faults,
         access_log=args.access_log,
+        max_upload=parse_size(args.max_upload, "--max-upload"),
+        client_timeout=parse_duration(args.client_timeout, "--client-timeout"),
     )
     for name, value in (
         ("--db-flush-interval", config.flush_interval),
+        ("--client-timeout", config.client_timeout),
+        ("--max-upload", config.max_upload),
         ("--jwt-lifetime", config.jwt_lifetime),
         ("--presign-lifetime", config.presign_lifetime),
     ):
         if value <= 0:
             raise ConfigError(name, "must be longer than zero")
     return config
+
+
+def _check_data_dir(path: Path) -> None:
+    """The artifact directory must exist or be creatable, and be writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError("--data-dir", f"{path} is not a directory") from None
+    except OSError as exc:
+        raise ConfigError("--data-dir", f"cannot create {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("--data-dir", f"{path} is not writable")
+
+
+def management_token(args: argparse.Namespace) -> str | None:
+    """The token from --mgmt-token-file, else from the environment."""
+    if args.mgmt_token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        token = args.mgmt_token_file.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        where = f"cannot read {args.mgmt_token_file}: {reason}"
+        raise ConfigError("--mgmt-token-file", where) from None
+    if not token:
+        raise ConfigError("--mgmt-token-file", f"{args.mgmt_token_file} is empty")
+    return token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,8 +174,11 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from mendersim.server.app import serve  # aiohttp only for this command
+    from mendersim.server.lifeline import bind_to_parent
 
-    token_note = "" if args.mgmt_token else f" (management token: {config.mgmt_token})"
+    bind_to_parent()
+    given = args.mgmt_token_file is not None or os.environ.get(TOKEN_ENV)
+    token_note = "" if given else f" (management token: {config.mgmt_token})"
     print(f"mendersim server on http://{config.host}:{config.port}{token_note}", file=sys.stderr)
     serve(config)
     return 0

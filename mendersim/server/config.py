@@ -28,6 +28,8 @@ class ServerConfig:
     public_url: str | None = None  # base of presigned download links; default http://host:port
     faults: FaultSettings = field(default_factory=FaultSettings)
     access_log: bool = False
+    max_upload: int = 4 * 1024**3  # bytes of one artifact upload
+    client_timeout: float = 30.0  # seconds a client may take to send a request (or sit idle)
 
     @property
     def base_url(self) -> str:

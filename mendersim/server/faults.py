@@ -216,6 +216,12 @@ def compile_settings(settings: FaultSettings, now: float) -> CompiledFaults:
         names, value = _split_endpoint(text, "--drop-rate")
         for name in names:
             rules[name].drop_share = parse_probability(value, f"--drop-rate {text}")
+    for name, rule in rules.items():
+        if rule.drop_share + rule.limit_share + rule.error_share > 1 + 1e-9:
+            raise ConfigError(
+                f"endpoint {name}",
+                "--drop-rate, --rate-limit and --error-rate shares add up to more than 1",
+            )
     latency = parse_latency(settings.latency, "--latency") if settings.latency else None
     windows = [parse_window(t, "--maintenance") for t in settings.maintenance]
     return CompiledFaults(latency, rules, windows)
@@ -272,14 +278,18 @@ class FaultInjector:
             if left > 0:
                 return Decision(delay, 503, max(1, math.ceil(left)))
         rule = compiled.rules[endpoint]
-        if rule.drop_share and rng.random() < rule.drop_share:
-            return Decision(delay, drop=True)
         if rule.bucket is not None:
             wait = rule.bucket.take(now)
             if wait > 0:
                 return Decision(delay, 429, max(1, math.ceil(wait)))
-        if rule.limit_share and rng.random() < rule.limit_share:
-            return Decision(delay, 429, rule.limit_retry_after)
-        if rule.error_share and rng.random() < rule.error_share:
-            return Decision(delay, rule.error_code)
+        if rule.drop_share or rule.limit_share or rule.error_share:
+            # One draw split into disjoint ranges: each share is that share of all requests.
+            u = rng.random()
+            if u < rule.drop_share:
+                return Decision(delay, drop=True)
+            u -= rule.drop_share
+            if u < rule.limit_share:
+                return Decision(delay, 429, rule.limit_retry_after)
+            if u - rule.limit_share < rule.error_share:
+                return Decision(delay, rule.error_code)
         return Decision(delay) if delay else SERVE

@@ -19,6 +19,7 @@ from mendersim.server.context import ServerContext
 from mendersim.server.deviceauth import canonical_id_data
 from mendersim.server.routing import MANAGEMENT, Route
 from mendersim.server.state import DEVICE_STATUSES, Artifact, StateError, rfc3339
+from mendersim.server.storage import UploadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,10 @@ class Management:
             if part.name == "description":
                 description = await part.text()
             elif part.name == "artifact":
-                stored = await self.store.receive(part)
+                try:
+                    stored = await self.store.receive(part, self.ctx.config.max_upload)
+                except UploadTooLarge as exc:
+                    return replies.error(413, f"artifact larger than {exc} bytes", request)
                 break  # the artifact is the last part, as in Mender
             else:
                 await part.release()

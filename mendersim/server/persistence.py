@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,12 @@ def _dump_deployment(deployment: Deployment) -> str:
 class Persistence:
     def __init__(self, path: Path) -> None:
         self.path = path
+        try:
+            # Private from its first byte: it holds the JWT and download-link secrets. SQLite
+            # gives its journal the file's mode.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise MendersimError(f"--db {path}: cannot create: {exc.strerror}") from None
         try:
             self._db = sqlite3.connect(path)
             self._db.executescript(_SCHEMA)

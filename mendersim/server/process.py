@@ -19,6 +19,8 @@ import requests
 
 from mendersim.errors import MendersimError
 from mendersim.mender_api.management import ManagementClient
+from mendersim.server.commands import TOKEN_ENV
+from mendersim.server.lifeline import PARENT_ENV
 
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
@@ -74,17 +76,16 @@ def _start(args: tuple[str, ...], data_dir: Path | None, env: Mapping[str, str] 
         "127.0.0.1",
         "--port",
         str(port),
-        "--mgmt-token",
-        token,
         *args,
     ]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
     log_path = Path(tempfile.gettempdir()) / f"mendersim-server-{port}-{token[:8]}.log"
+    # The token goes by environment (never on a command line, where `ps` shows it); the
+    # parent PID lets the server end with this process however it ends.
+    child_env = {**os.environ, **(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
     with open(log_path, "wb") as stderr:
-        process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})}
-        )
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=child_env)
     handle = ServerHandle(f"http://127.0.0.1:{port}", token, process)
     try:
         _wait_ready(handle, log_path)

@@ -25,6 +25,10 @@ DOWNLOAD_PATH = "/_mendersim/download/{artifact_id}"
 _CHUNK = 256 * 1024
 
 
+class UploadTooLarge(Exception):
+    """An uploaded artifact is larger than --max-upload."""
+
+
 class ArtifactStore:
     def __init__(
         self,
@@ -52,14 +56,22 @@ class ArtifactStore:
     def path_of(self, artifact: Artifact) -> Path:
         return self.directory / artifact.filename
 
-    async def receive(self, part: BodyPartReader) -> tuple[str, int]:
-        """Stream an uploaded file part to disk; returns (file name, size)."""
+    async def receive(self, part: BodyPartReader, max_size: int) -> tuple[str, int]:
+        """Stream an uploaded file part to disk; returns (file name, size).
+
+        Raises UploadTooLarge (and keeps nothing) once the part grows past `max_size` bytes.
+        """
         filename = f"{uuid.uuid4()}.mender"
         size = 0
         with open(self.directory / filename, "wb") as out:
             while chunk := await part.read_chunk(_CHUNK):
-                out.write(chunk)
                 size += len(chunk)
+                if size > max_size:
+                    break
+                out.write(chunk)
+        if size > max_size:
+            self.discard(filename)
+            raise UploadTooLarge(max_size)
         return filename, size
 
     def discard(self, filename: str) -> None:
