@@ -1,6 +1,8 @@
 # Sourced by the ci/ scripts so that each works on a fresh Debian or Ubuntu machine:
 #   ensure_apt PACKAGE...   installs the Debian packages that are missing (services not started)
-#   ensure_venv EXTRAS      builds .venv (or $MENDERSIM_VENV) with mendersim[EXTRAS] installed
+#   ensure_venv EXTRAS      builds .venv (or $MENDERSIM_VENV) with mendersim[EXTRAS] installed,
+#                           runtime dependencies at the versions locked in requirements.txt
+#   ensure_npm_tool PKG@V   installs an npm package into .tools/ (no global install)
 
 ensure_apt() {
   local missing=() pkg sudo="" policy=/usr/sbin/policy-rc.d created_policy=""
@@ -31,5 +33,13 @@ ensure_venv() {
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   fi
-  "$VENV/bin/python" -m pip install -q -e ".[$1]"
+  "$VENV/bin/python" -m pip install -q -c requirements.txt -e ".[$1]"
+}
+
+ensure_npm_tool() {
+  local name="${1%@*}"
+  [ -f ".tools/node_modules/$name/package.json" ] \
+    && grep -q "\"version\": \"${1##*@}\"" ".tools/node_modules/$name/package.json" && return 0
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --silent "$1" >/dev/null
 }

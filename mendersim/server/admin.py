@@ -1,5 +1,6 @@
-"""mendersim's own endpoints under `/_mendersim/` (management token required): the status
-counters tests and the web UI read, and the faults changed while a run goes on."""
+"""mendersim's own endpoints under `/_mendersim/`: the status counters tests and the web UI read,
+and the faults changed while a run goes on (management token required); an open health check
+for container engines and orchestrators, which hold no token."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from mendersim.errors import ConfigError
 from mendersim.server import replies
 from mendersim.server.context import ServerContext
-from mendersim.server.routing import MANAGEMENT, Route
+from mendersim.server.routing import MANAGEMENT, OPEN, Route
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,15 @@ class Admin:
 
     def routes(self) -> list[Route]:
         return [
+            Route("GET", "/_mendersim/health", self.health, OPEN),
             Route("GET", "/_mendersim/status", self.status, MANAGEMENT),
             Route("GET", "/_mendersim/faults", self.get_faults, MANAGEMENT),
             Route("PUT", "/_mendersim/faults", self.put_faults, MANAGEMENT),
         ]
+
+    async def health(self, request: web.Request) -> web.Response:
+        """Answers while the process serves; no fault family, so faults never make it fail."""
+        return replies.json_response({"status": "ok"})
 
     async def status(self, request: web.Request) -> web.Response:
         summary = self.ctx.state.summary()
