@@ -51,7 +51,7 @@ class LocalMap:
             text = text.replace(f"http://{host}:{SERVER_PORT_IN_IMAGE}", self.server_url)
         for inside, outside in self.dirs.items():
             if text == inside or text.startswith(inside + "/"):
-                text = str(outside) + text[len(inside) :]
+                return str(outside) + text[len(inside) :]
         return text
 
     def argv(self, command: list[str]) -> list[str]:
