@@ -2,8 +2,9 @@
 
 Only this process opens the store. Workers ask for devices (`LEASE`); the coordinator leases
 them by worker name and sends their records in chunks (`SLICE`); state updates come back
-(`STATES`) and are written in batches, and everything pending at the end of a run is collected
-(`COLLECT`) and written before the process exits.
+(`STATES`) as soon as they happen and are committed about once a second by the store writer,
+and everything pending at the end of a run is collected (`COLLECT`) and written before the
+process exits.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from mendersim.fleet.model import DeviceStateUpdate
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import wire
 from mendersim.harness.leases import LeaseBook, NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
+from mendersim.harness.storewriter import StoreWriter
 
 logger = logging.getLogger(__name__)
 
-WRITE_EVERY_S = 5.0
 LEASE_PATIENCE_S = 10.0  # how long a lease waits for devices other workers are giving back
 COLLECT_TIMEOUT_S = 20.0
 
@@ -41,6 +41,8 @@ class Coordinator:
     ) -> None:
         self._environment = environment
         self._store = store
+        self.writer = StoreWriter(store)
+        self.writer.apply_side_file()  # what a previous run could not write, before any lease
         self._options = options
         self._on_refused = on_refused
         self._live_workers = live_workers
@@ -49,11 +51,8 @@ class Coordinator:
         self._profiles = store.profiles()
         self._fleet = store.fleet_config()
         self._key_of: dict[str, str] = {}  # Locust client id → lease key
-        self._pending: list[DeviceStateUpdate] = []
         self._awaiting_final: set[str] = set()
         self._all_final = Event()
-        self._writer: gevent.Greenlet | None = None
-        self.written = 0
 
     @property
     def fleet_size(self) -> int:
@@ -137,7 +136,7 @@ class Coordinator:
             self._send(client, data)
 
     def on_states(self, environment: Any, msg: Any) -> None:
-        self._pending.extend(wire.update_from_wire(item) for item in msg.data["updates"])
+        self.writer.add([wire.update_from_wire(item) for item in msg.data["updates"]])
         if msg.data.get("final"):
             self._awaiting_final.discard(msg.node_id)
             if not self._awaiting_final:
@@ -146,8 +145,7 @@ class Coordinator:
     # -- run life ------------------------------------------------------------------------------
 
     def start_writing(self) -> None:
-        if self._writer is None or self._writer.dead:
-            self._writer = gevent.spawn(self._write_forever)
+        self.writer.start()
 
     def collect(self, clients: list[str]) -> None:
         """Ask every worker holding devices for its final state, wait (bounded), write it all."""
@@ -166,11 +164,8 @@ class Coordinator:
         self.write_pending()
 
     def finish(self) -> None:
-        """Stop the periodic writer and write what is pending (the store stays open)."""
-        if self._writer is not None:
-            self._writer.kill(block=True)
-            self._writer = None
-        self.write_pending()
+        """Stop the writer after its final write (the store stays open)."""
+        self.writer.stop()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -190,15 +185,5 @@ class Coordinator:
     def _send(self, client: str, data: dict[str, Any]) -> None:
         self._environment.runner.send_message(wire.SLICE, data, client_id=client)
 
-    def _write_forever(self) -> None:
-        while True:
-            gevent.sleep(WRITE_EVERY_S)
-            self.write_pending()
-
     def write_pending(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self._store.save_states(batch)
-        self.written += len(batch)
-        logger.debug("wrote %d device states to %s", len(batch), self._store.path)
+        self.writer.write()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from gevent.event import Event
+
 from mendersim.device.events import DeviceListener
 from mendersim.harness import stats
 
@@ -21,6 +23,12 @@ class FleetCounters:
         self.download_bytes = 0
         self.download_seconds = 0.0
         self.changed: set[Device] = set()  # devices whose state the store has not seen yet
+        self.change = Event()  # set by mark(): the pool sends the state without waiting
+
+    def mark(self, device: Device) -> None:
+        """A device's state changed (status, finished deployment): send it to the master."""
+        self.changed.add(device)
+        self.change.set()
 
 
 class HarnessListener(DeviceListener):
@@ -36,13 +44,13 @@ class HarnessListener(DeviceListener):
         )
 
     def accepted(self, device: Device, seconds_waiting: float) -> None:
-        self._counters.changed.add(device)
+        self._counters.mark(device)
         self._fire(device, stats.TIME_TO_ACCEPTED, seconds_waiting * 1000.0)
 
     def deployment_finished(self, device: Device, record: DeploymentRecord, seconds: float) -> None:
         result = record.result or "unknown"
         self._counters.outcomes[result] += 1
-        self._counters.changed.add(device)
+        self._counters.mark(device)
         self._fire(device, stats.DEPLOYMENT_DURATION, seconds * 1000.0)
         self._fire(device, stats.outcome(result), 0)
 

@@ -33,6 +33,7 @@ from mendersim.harness.leases import NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
 from mendersim.harness.pool import DevicePool
 from mendersim.harness.rollout import Rollout, RolloutPlan
+from mendersim.harness.storewriter import STORE_BEHIND_EXIT
 from mendersim.logsetup import configure_from
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ class Harness:
             if html:
                 self._write_html()
         self.coordinator.finish()
+        if self.coordinator.writer.behind:
+            code = self.environment.process_exit_code or 0
+            self.environment.process_exit_code = max(code, STORE_BEHIND_EXIT)
         self._stack.close()  # the embedded server, then the store
 
     def _write_html(self) -> None:

@@ -2,12 +2,15 @@
 
 Users take a device when they start and give it back when they stop. Records arrive in
 `SLICE` messages (the worker has no copy of the store); state updates go back in `STATES`
-messages, periodically and when the master collects them at the end of a run.
+messages as soon as a device's state changes (changes within SEND_COALESCE_S share one message),
+and when the master collects them at the end of a run. A SIGKILLed worker loses only what changed
+in its last fraction of a second.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, deque
 from typing import Any
 
@@ -21,13 +24,14 @@ from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
 from mendersim.harness import wire
 from mendersim.harness.clock import GeventClock, LagHistogram
 from mendersim.harness.listener import FleetCounters, HarnessListener
-from mendersim.harness.transport import GeventTransport
+from mendersim.harness.transport import IN_FLIGHT, GeventTransport
 
 logger = logging.getLogger(__name__)
 
 COALESCE_S = 0.05  # users spawning together share one lease request
 RETURN_AFTER_S = 2.0  # idle devices go back to the master unless a new user takes them first
-STATE_FLUSH_S = 10.0
+SEND_COALESCE_S = 0.25
+IN_FLIGHT_GRACE_S = 3.0
 
 
 class LeaseRefused(MendersimError):
@@ -76,6 +80,7 @@ class DevicePool:
         self._transports.pop(device).close()
         self.counters.changed.discard(device)
         self._take_update(device, record)
+        self.counters.change.set()
         self._idle.append(record)
         if not self._returning:
             self._returning = True
@@ -118,9 +123,16 @@ class DevicePool:
                 self._ask_soon()
 
     def on_collect(self, environment: Any, msg: Any) -> None:
-        """The run is stopping: stop every device and send all state to the master, final."""
-        for device, record in list(self._records.items()):
+        """The run is stopping: stop every device and send all state to the master, final.
+
+        Requests on the wire are waited for (bounded): a final status the server takes in the
+        last moment must reach the device's history before the state is taken."""
+        for device in self._records:
             device.stop()
+        deadline = time.monotonic() + IN_FLIGHT_GRACE_S
+        while IN_FLIGHT.count and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        for device, record in list(self._records.items()):
             self._take_update(device, record)
         self.counters.changed.clear()
         self.flush(final=True)
@@ -155,8 +167,11 @@ class DevicePool:
     # -- internals -----------------------------------------------------------------------------
 
     def _flush_forever(self) -> None:
+        change = self.counters.change
         while True:
-            gevent.sleep(STATE_FLUSH_S)
+            change.wait()
+            gevent.sleep(SEND_COALESCE_S)
+            change.clear()
             self.flush()
 
     def _ask_soon(self) -> None:

@@ -77,6 +77,16 @@ def _new_client(origin: _Origin) -> HTTPClient:
     )
 
 
+class _InFlight:
+    """Requests of this process on the wire: the end of a run waits for them to come back, so
+    that a final status the server took is also in the device's history."""
+
+    count = 0
+
+
+IN_FLIGHT = _InFlight()
+
+
 class GeventTransport:
     """One device's view of the network; cheap to hold for 100,000 devices."""
 
@@ -129,6 +139,7 @@ class GeventTransport:
     ) -> Response:
         origin, target = self._target(url)
         started = time.perf_counter()
+        IN_FLIGHT.count += 1
         try:
             with self._client(origin) as client:
                 answer = client.request(method, target, body=body, headers=self._headers(headers))
@@ -142,6 +153,8 @@ class GeventTransport:
             error = transport_error(exc)
             self._record(method, step, started, 0, error)
             raise error from None
+        finally:
+            IN_FLIGHT.count -= 1
         failure = stats.failure_for(step, method, status)
         self._record(
             method, step, started, len(data), stats.HttpFailure(failure) if failure else None

@@ -80,11 +80,11 @@ def make_limits_middleware(max_upload: int, body_timeout: float) -> object:
         if limit == max_upload:
             return await handler(bounded)  # streamed by its handler, which checks the size
         try:
-            async with asyncio.timeout(body_timeout):
-                body = await bounded.read()  # kept: the handler's read() gets the same bytes
+            # kept: the handler's read() gets the same bytes
+            body = await asyncio.wait_for(bounded.read(), body_timeout)
         except web.HTTPRequestEntityTooLarge:
             return _too_large(request, limit)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError from 3.11 on
             return replies.error(
                 408,
                 f"request body not received within {body_timeout:g} s",

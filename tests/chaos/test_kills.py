@@ -1,0 +1,119 @@
+"""SIGKILL of a worker and of the master while deployments keep finishing: every deployment that
+finished at least 2 s before the kill is in the store, none twice, and a restart carries on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from chaos_kit import Deployer, compare, locust, run_args, seed, server, wait_exit
+
+from mendersim.server.process import free_port
+
+pytestmark = pytest.mark.integration
+
+DEVICES = 30
+
+
+def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
+    db = seed(tmp_path, DEVICES)
+    port = str(free_port())
+    with server(tmp_path) as srv:
+        master = locust(
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--expect-workers", "1", *run_args(db, DEVICES, 22, srv.url),
+            log=tmp_path / "master.log",
+        )  # fmt: skip
+        worker_args = ("--worker", "--master-port", port, "--mendersim-worker-id", "w1")
+        worker = locust(*worker_args, log=tmp_path / "worker.log")
+        deployer = Deployer(srv, tmp_path, every=1.5)
+        try:
+            deployer.start(DEVICES)
+            time.sleep(6)
+            killed_at = time.time()
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            time.sleep(1.5)  # the master writes within a second of receiving
+            at_kill = compare(srv.db, db, killed_at)
+            again = locust(*worker_args, log=tmp_path / "worker2.log")
+            code = wait_exit(master, 90, tmp_path / "master.log")
+            wait_exit(again, 30, tmp_path / "worker2.log")
+        finally:
+            deployer.stop()
+            for process in (master, worker):
+                if process.poll() is None:
+                    process.kill()
+        srv.stop()
+        final = compare(srv.db, db, None)
+    console = (tmp_path / "master.log").read_text()
+    assert at_kill.before_cutoff >= DEVICES, at_kill  # deployments did finish before the kill
+    assert at_kill.missing_before_cutoff == 0, at_kill
+    assert final.repeated == 0, final
+    # the restarted worker simulated the same devices and went on finishing deployments
+    assert final.server_finished > at_kill.server_finished, (at_kill, final)
+    assert final.missing_before_cutoff <= at_kill.lost_in_window, (at_kill, final)
+    assert code in (0, 1), console[-3000:]
+    print(f"worker SIGKILL: {at_kill}; after the run: {final}")
+
+
+def test_master_sigkill_then_a_new_run_neither_repeats_nor_loses(tmp_path):
+    db = seed(tmp_path, DEVICES)
+    port = str(free_port())
+    with server(tmp_path) as srv:
+        master = locust(
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--expect-workers", "1", *run_args(db, DEVICES, 60, srv.url),
+            log=tmp_path / "master.log",
+        )  # fmt: skip
+        worker = locust("--worker", "--master-port", port, log=tmp_path / "worker.log")
+        deployer = Deployer(srv, tmp_path, every=1.5, count=12)
+        try:
+            deployer.start(DEVICES)
+            time.sleep(6)
+            killed_at = time.time()
+            master.send_signal(signal.SIGKILL)
+            master.wait(10)
+            worker.send_signal(signal.SIGKILL)  # (a worker without its master: issue 15)
+            worker.wait(10)
+            at_kill = compare(srv.db, db, killed_at)
+            # A new standalone run on the same store and server picks up where it was.
+            rerun = locust(*run_args(db, DEVICES, 8, srv.url), log=tmp_path / "rerun.log")
+            code = wait_exit(rerun, 60, tmp_path / "rerun.log")
+        finally:
+            deployer.stop()
+            for process in (master, worker):
+                if process.poll() is None:
+                    process.kill()
+        srv.stop()
+        final = compare(srv.db, db, killed_at)
+    assert at_kill.before_cutoff >= DEVICES, at_kill
+    assert at_kill.missing_before_cutoff == 0, at_kill
+    assert final.repeated == 0, final
+    assert final.missing_before_cutoff == 0, final
+    assert code in (0, 1), (tmp_path / "rerun.log").read_text()[-3000:]
+    print(f"master SIGKILL: {at_kill}; after a new run: {final}")
+
+
+def test_embedded_server_dies_with_a_sigkilled_master(tmp_path):
+    db = seed(tmp_path, 5)
+    run = locust(*run_args(db, 5, 60, None), log=tmp_path / "run.log")
+    try:
+        deadline = time.monotonic() + 30
+        servers: list[psutil.Process] = []
+        while not servers:
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            servers = [
+                p for p in psutil.Process(run.pid).children() if "serve" in " ".join(p.cmdline())
+            ]
+            time.sleep(0.2)
+        (embedded,) = servers
+        assert os.getpgid(embedded.pid) == os.getpgid(run.pid)  # in the run's process group
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        embedded.wait(10)  # psutil.TimeoutExpired here would mean an orphan
+    finally:
+        if run.poll() is None:
+            run.kill()
