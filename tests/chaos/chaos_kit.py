@@ -3,6 +3,7 @@ records say when each finished, and the comparison of those records with the see
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -57,6 +58,18 @@ def run_args(db: Path, users: int, seconds: float, host: str | None) -> list[str
     args = ["--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s"]
     args += ["--mendersim-time-scale", TIME_SCALE, "--mendersim-db", str(db)]
     return [*args, "--host", host] if host else args
+
+
+def master(
+    db: Path, users: int, seconds: float, host: str, log: Path
+) -> tuple[subprocess.Popen, str]:
+    """A headless Locust master waiting for one worker; returns it and its port."""
+    port = str(free_port())
+    process = locust(
+        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+        "--expect-workers", "1", *run_args(db, users, seconds, host), log=log,
+    )  # fmt: skip
+    return process, port
 
 
 @dataclass
@@ -176,6 +189,23 @@ def _device_reported(dd: dict) -> bool:
     return dd["status"] == "success" or (dd["status"] == "failure" and bool(dd["log"]))
 
 
+@contextmanager
+def deploying(
+    srv: Server, tmp: Path, devices: int, processes: list[subprocess.Popen], *, count: int = 30
+) -> Iterator[Deployer]:
+    """Deployments every 1.5 s once the fleet is accepted; at the end the deployer stops and
+    every process in `processes` (the list may grow meanwhile) still running is killed."""
+    deployer = Deployer(srv, tmp, every=1.5, count=count)
+    try:
+        deployer.start(devices)
+        yield deployer
+    finally:
+        deployer.stop()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
 def server_finished(db: Path) -> dict[tuple[str, str], float]:
     """(identity as the store keeps it, deployment id) → finish time of each deployment the
     devices reported finished, from the server's state file."""
@@ -193,6 +223,22 @@ def server_finished(db: Path) -> dict[tuple[str, str], float]:
         return finished
     finally:
         conn.close()
+
+
+def store_statuses(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return dict(conn.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"))
+    finally:
+        conn.close()
+
+
+def victoria_metrics(data_dir: Path):
+    """The influx tests' VictoriaMetrics starter (installed by ci/install_tsdb.sh if missing)."""
+    spec = importlib.util.spec_from_file_location("tsdb", REPO / "tests" / "influx" / "tsdb.py")
+    tsdb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tsdb)
+    return tsdb.victoria_metrics(data_dir)
 
 
 def store_history(db: Path) -> list[tuple[str, str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from chaos_kit import Deployer, compare, locust, run_args, seed, server, wait_exit
+from chaos_kit import compare, deploying, locust, run_args, seed, server, wait_exit
 from fullfs import fill, small_tmpfs
 
 from mendersim.harness.storewriter import STORE_BEHIND_EXIT, side_file
@@ -21,16 +21,10 @@ def test_disk_full_mid_run_keeps_every_state(tmp_path):
         db = seed(tmp_path, DEVICES, db_dir=disk)
         log = tmp_path / "run.log"
         run = locust(*run_args(db, DEVICES, 12, srv.url), log=log)
-        deployer = Deployer(srv, tmp_path, every=1.5)
-        try:
-            deployer.start(DEVICES)
+        with deploying(srv, tmp_path, DEVICES, [run]):
             time.sleep(3)
             filler = fill(disk)
             code = wait_exit(run, 60, log)
-        finally:
-            deployer.stop()
-            if run.poll() is None:
-                run.kill()
         console = log.read_text()
         assert code == STORE_BEHIND_EXIT, console[-3000:]
         assert "Traceback" not in console and "Uncaught exception" not in console

@@ -9,9 +9,7 @@ import time
 
 import psutil
 import pytest
-from chaos_kit import Deployer, compare, locust, run_args, seed, server, wait_exit
-
-from mendersim.server.process import free_port
+from chaos_kit import compare, deploying, locust, master, run_args, seed, server, wait_exit
 
 pytestmark = pytest.mark.integration
 
@@ -20,18 +18,12 @@ DEVICES = 30
 
 def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
     db = seed(tmp_path, DEVICES)
-    port = str(free_port())
     with server(tmp_path) as srv:
-        master = locust(
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--expect-workers", "1", *run_args(db, DEVICES, 22, srv.url),
-            log=tmp_path / "master.log",
-        )  # fmt: skip
+        run, port = master(db, DEVICES, 22, srv.url, tmp_path / "master.log")
         worker_args = ("--worker", "--master-port", port, "--mendersim-worker-id", "w1")
         worker = locust(*worker_args, log=tmp_path / "worker.log")
-        deployer = Deployer(srv, tmp_path, every=1.5)
-        try:
-            deployer.start(DEVICES)
+        processes = [run, worker]
+        with deploying(srv, tmp_path, DEVICES, processes):
             time.sleep(6)
             killed_at = time.time()
             worker.send_signal(signal.SIGKILL)
@@ -39,13 +31,9 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
             time.sleep(1.5)  # the master writes within a second of receiving
             at_kill = compare(srv.db, db, killed_at)
             again = locust(*worker_args, log=tmp_path / "worker2.log")
-            code = wait_exit(master, 90, tmp_path / "master.log")
+            processes.append(again)
+            code = wait_exit(run, 90, tmp_path / "master.log")
             wait_exit(again, 30, tmp_path / "worker2.log")
-        finally:
-            deployer.stop()
-            for process in (master, worker):
-                if process.poll() is None:
-                    process.kill()
         srv.stop()
         final = compare(srv.db, db, None)
     console = (tmp_path / "master.log").read_text()
@@ -61,32 +49,22 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
 
 def test_master_sigkill_then_a_new_run_neither_repeats_nor_loses(tmp_path):
     db = seed(tmp_path, DEVICES)
-    port = str(free_port())
     with server(tmp_path) as srv:
-        master = locust(
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--expect-workers", "1", *run_args(db, DEVICES, 60, srv.url),
-            log=tmp_path / "master.log",
-        )  # fmt: skip
+        run, port = master(db, DEVICES, 60, srv.url, tmp_path / "master.log")
         worker = locust("--worker", "--master-port", port, log=tmp_path / "worker.log")
-        deployer = Deployer(srv, tmp_path, every=1.5, count=12)
-        try:
-            deployer.start(DEVICES)
+        processes = [run, worker]
+        with deploying(srv, tmp_path, DEVICES, processes, count=12):
             time.sleep(6)
             killed_at = time.time()
-            master.send_signal(signal.SIGKILL)
-            master.wait(10)
+            run.send_signal(signal.SIGKILL)
+            run.wait(10)
             worker.send_signal(signal.SIGKILL)  # (a worker without its master: issue 15)
             worker.wait(10)
             at_kill = compare(srv.db, db, killed_at)
             # A new standalone run on the same store and server picks up where it was.
             rerun = locust(*run_args(db, DEVICES, 8, srv.url), log=tmp_path / "rerun.log")
+            processes.append(rerun)
             code = wait_exit(rerun, 60, tmp_path / "rerun.log")
-        finally:
-            deployer.stop()
-            for process in (master, worker):
-                if process.poll() is None:
-                    process.kill()
         srv.stop()
         final = compare(srv.db, db, killed_at)
     assert at_kill.before_cutoff >= DEVICES, at_kill

@@ -115,3 +115,20 @@ def test_second_concurrent_seed_stops_with_one_line(write_fleet, tmp_path):
         first.kill()
     result = mendersim("fleet", str(db), "--json")
     assert '"devices": 60' in result.stdout
+
+
+def test_damaged_store_in_a_locust_run_is_one_line(store):
+    _, db = store
+    with open(db, "r+b") as f:
+        f.seek(4096 * 4)
+        f.write(os.urandom(8192))
+    locustfile = REPO / "locustfiles" / "fleet.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", "1",
+         "-t", "2s", "--mendersim-db", str(db)],
+        capture_output=True, text=True, timeout=120, env=ENV, cwd=db.parent,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "mendersim: error:" in line]
+    assert len(errors) == 1 and f"{db}: damaged seed store" in errors[0]
