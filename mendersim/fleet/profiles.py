@@ -21,6 +21,7 @@ from mendersim.errors import ConfigError
 from mendersim.fleet import identity
 from mendersim.fleet.schema import FAILURE_MODES, FLEET_SCHEMA, PROFILE_SCHEMA, validate
 from mendersim.paths import profiles_root
+from mendersim.telemetry import spec as telemetry_spec
 
 PROFILE_DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -146,6 +147,7 @@ def _check_profile(document: Mapping[str, Any], file: str) -> None:
                     f"not an attribute of this profile (known: {', '.join(sorted(known))})",
                 )
     _check_network(document["network"]["profile"], file)
+    telemetry_spec.from_profile(document, where=f"{file}: telemetry")
 
 
 def _check_network(name: str, file: str) -> None:

@@ -15,6 +15,7 @@ from jsonschema.exceptions import best_match
 
 from mendersim.errors import ConfigError
 from mendersim.fleet.keys import KEY_TYPES
+from mendersim.telemetry.schema import TELEMETRY_SCHEMA
 
 # Failure modes the device engine implements; profiles weight them.
 FAILURE_MODES: tuple[str, ...] = (
@@ -211,6 +212,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        "telemetry": TELEMETRY_SCHEMA,
     },
     "required": ["name", "identity", "key_type", "device_types", "artifact_name", "network"],
     "additionalProperties": False,

@@ -1,0 +1,1 @@
+"""Sensor telemetry, anomaly injection with ground truth, MQTT sessions, commands, edge gateways."""
