@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROFILES_ENV = "MENDERSIM_PROFILES"
+PROFILES_ENV = "MENDERSIM_PROFILES_DIR"
 
 
 def profiles_root() -> Path:
-    """The `profiles/` folder `MENDERSIM_PROFILES` names, or the one next to the package.
+    """The `profiles/` folder `MENDERSIM_PROFILES_DIR` names, or the one next to the package.
 
     Installed images (docker/) set the variable; a checkout needs nothing."""
     env = os.environ.get(PROFILES_ENV)

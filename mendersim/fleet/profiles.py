@@ -4,7 +4,7 @@ Profile lookup, in order, for a group's `profile:` value:
 1. a value ending in `.yaml`/`.yml` or containing `/` is a path, relative to the fleet file;
 2. a name is looked up as `<fleet file dir>/../industries/<name>.yaml`,
 3. then as `<profiles root>/industries/<name>.yaml`, where the profiles root is the
-   `MENDERSIM_PROFILES` environment variable or else the `profiles/` folder next to the package.
+   `MENDERSIM_PROFILES_DIR` environment variable or else the `profiles/` folder next to the package.
 """
 
 from __future__ import annotations

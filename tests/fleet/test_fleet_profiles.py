@@ -139,7 +139,7 @@ def test_unknown_network_profile_when_network_profiles_exist(write_fleet, tmp_pa
     root = tmp_path / "root"
     (root / "network").mkdir(parents=True)
     (root / "network" / "lte.yaml").write_text("name: lte\n")
-    monkeypatch.setenv("MENDERSIM_PROFILES", str(root))
+    monkeypatch.setenv("MENDERSIM_PROFILES_DIR", str(root))
     cars = variant("automotive", "cars", network={"profile": "moon-link"})
     message = error_of(write_fleet([("cars", 1)], profiles={"cars": cars}))
     assert "network.profile: unknown network profile 'moon-link' (available: lte)" in message
