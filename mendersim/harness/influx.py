@@ -28,6 +28,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from mendersim.harness.influx_stats import Interval, IntervalAggregator
+from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class InfluxSettings:
     interval_s: float
     run_id: str
     buffer: int
+    tags: tuple[tuple[str, str], ...] = ()  # run metadata on every point (RunInfo.tags)
+    description: str = ""
 
     @classmethod
     def from_options(cls, options: Any) -> InfluxSettings:
@@ -135,6 +138,8 @@ class InfluxSettings:
             interval_s=float(options.influx_interval),
             run_id=options.influx_run_id or "",
             buffer=int(options.influx_buffer),
+            tags=tuple(RunInfo.from_options(options).tags().items()),
+            description=RunInfo.from_options(options).description,
         )
 
     def connection(self) -> tuple[str, str, str]:
@@ -194,8 +199,19 @@ def fleet_points(
     return points
 
 
-def run_point(run_id: str, users: int, workers: int, ts_ms: int) -> Point:
-    return _point(RUN, {"run_id": run_id}, {"users": users, "workers": workers}, ts_ms)
+def run_point(run_id: str, users: int, workers: int, ts_ms: int, description: str = "") -> Point:
+    point = _point(RUN, {"run_id": run_id}, {"users": users, "workers": workers}, ts_ms)
+    return point.field("description", description) if description else point
+
+
+def with_tags(points: list[Point], tags: Iterable[tuple[str, str]]) -> list[Point]:
+    """Run metadata (environment, version under test) on every point, so nights can be
+    grouped and compared by them."""
+    tags = tuple(tags)
+    for point in points:
+        for key, value in tags:
+            point.tag(key, value)
+    return points
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +351,7 @@ class InfluxListener:
         if not isinstance(self.environment.runner, WorkerRunner):
             points.extend(self._run_points(settings.run_id, ts_ms))
         points.append(self._generator_point(settings.run_id, worker, ts_ms))
-        self._enqueue(points)
+        self._enqueue(with_tags(points, settings.tags))
 
     def _enqueue(self, points: Iterable[Point]) -> None:
         buffer = self._buffer
@@ -348,7 +364,8 @@ class InfluxListener:
     def _run_points(self, run_id: str, ts_ms: int) -> list[Point]:
         runner = self.environment.runner
         workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
-        points = [run_point(run_id, runner.user_count, workers, ts_ms)]
+        description = self.settings.description if self.settings else ""
+        points = [run_point(run_id, runner.user_count, workers, ts_ms, description)]
         fleet = getattr(self.environment, "mendersim_fleet", None)
         if fleet is None:
             return points

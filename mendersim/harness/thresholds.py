@@ -26,6 +26,7 @@ from locust.stats import RequestStats, StatsEntry
 
 from mendersim.errors import ConfigError
 from mendersim.harness import stats as names
+from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
 from mendersim.report.junit import write_junit
 from mendersim.report.markdown import markdown_summary, save_summary
@@ -295,7 +296,8 @@ def judge(environment: Environment, fleet: FleetSnapshot | None) -> list[RuleRes
     now = time.time()
     if options.thresholds_junit:
         write_junit(results, options.thresholds_junit, now)
-    summary = markdown_summary(results, os.path.basename(options.thresholds))
+    about = RunInfo.from_options(options).markdown()
+    summary = markdown_summary(results, os.path.basename(options.thresholds), about)
     if options.thresholds_summary:
         save_summary(summary, options.thresholds_summary, append=False)
     elif os.environ.get("GITHUB_STEP_SUMMARY"):

@@ -10,9 +10,10 @@ from mendersim.report.results import HEADER, RuleResult, overall, rows
 MARKS = {True: "✅", False: "❌"}
 
 
-def markdown_summary(results: Sequence[RuleResult], run: str = "") -> str:
+def markdown_summary(results: Sequence[RuleResult], run: str = "", about: str = "") -> str:
+    """`about`: one line of run metadata (environment, version under test) under the title."""
     title = "## mendersim thresholds" + (f": {run}" if run else "")
-    lines = [title, "", f"**{overall(results)}**", ""]
+    lines = [title, "", *([about, ""] if about else []), f"**{overall(results)}**", ""]
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "---|" * len(HEADER))
     for result, row in zip(results, rows(results), strict=True):

@@ -150,6 +150,7 @@ def test_action_runs_judges_and_reports(
     summary = runner.summary.read_text()
     assert "mendersim thresholds" in summary and f"| {mark} " in summary
     assert f"| {({'✅': '❌', '❌': '✅'})[mark]} " not in summary
+    assert "environment: `ci-test` · version: `4.1.0`" in summary  # run metadata, grouped by
     assert runner.outputs["store"]["key"].startswith("mendersim-store-")
     assert Path(runner.outputs["store"]["db"]).exists()
     for written in [runner.summary, *report.parent.iterdir()]:

@@ -18,6 +18,7 @@ from mendersim.harness.influx import (
     generator_point,
     run_point,
     step_points,
+    with_tags,
 )
 from mendersim.harness.influx_stats import IntervalAggregator
 from mendersim.harness.snapshot import FleetSnapshot
@@ -49,6 +50,7 @@ STEPS = {
     "scheduler lag p99": ("HARNESS", 12.0, 0),
 }
 REQUESTS_PER_STEP = 5  # per worker, profile and interval
+RUN_TAGS = (("test_env", "staging"), ("test_version", "4.1.0"))  # --test-env, --test-version
 
 
 class HttpError(Exception):
@@ -78,12 +80,11 @@ def sample_lines() -> list[str]:
             points = step_points(aggregator.drain(INTERVAL_MS / 1000), RUN_ID, worker, ts_ms)
             health = GeneratorHealth(40.0 + n, 150_000_000, interval, 0)
             points.append(generator_point(health, RUN_ID, worker, ts_ms))
-            lines.extend(point.to_line_protocol() for point in points)
+            lines.extend(point.to_line_protocol() for point in with_tags(points, RUN_TAGS))
         previous = snapshot(interval - 1) if interval else None
-        lines.extend(
-            p.to_line_protocol() for p in fleet_points(snapshot(interval), previous, RUN_ID, ts_ms)
-        )
-        lines.append(run_point(RUN_ID, 200, len(WORKERS), ts_ms).to_line_protocol())
+        points = fleet_points(snapshot(interval), previous, RUN_ID, ts_ms)
+        points.append(run_point(RUN_ID, 200, len(WORKERS), ts_ms, "nightly rollout"))
+        lines.extend(p.to_line_protocol() for p in with_tags(points, RUN_TAGS))
     return lines
 
 
@@ -104,11 +105,13 @@ def snapshot(interval: int) -> FleetSnapshot:
     )
 
 
-def substitute(query: str) -> str:
-    """What Grafana does to a raw InfluxQL query before sending it."""
+def substitute(query: str, test_env: str = ".*", test_version: str = ".*") -> str:
+    """What Grafana does to a raw InfluxQL query before sending it (variables default to All)."""
     end_ms = START_MS + (INTERVALS + 1) * INTERVAL_MS
     return (
-        query.replace("$timeFilter", f"time >= {START_MS}ms and time <= {end_ms}ms")
+        query.replace("$test_env", test_env)
+        .replace("$test_version", test_version)
+        .replace("$timeFilter", f"time >= {START_MS}ms and time <= {end_ms}ms")
         .replace("$__interval_ms", str(INTERVAL_MS))
         .replace("$__interval", f"{INTERVAL_MS // 1000}s")
         .replace("$run_id", re.escape(RUN_ID))
@@ -141,8 +144,10 @@ def influx(tmp_path_factory) -> str:
         yield url
 
 
-def run_query(url: str, query: str) -> list[dict]:
-    answer = requests.post(f"{url}/query", params={"db": DB, "q": substitute(query)}, timeout=30)
+def run_query(url: str, query: str, **variables: str) -> list[dict]:
+    answer = requests.post(
+        f"{url}/query", params={"db": DB, "q": substitute(query, **variables)}, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     result = answer.json()["results"][0]
     assert "error" not in result, result["error"]
@@ -165,10 +170,25 @@ def test_query_returns_data(influx, dashboard, where, query):
     assert values, f"{dashboard} / {where}: only empty values"
 
 
+def variables(dashboard: str = "overview.json") -> dict[str, dict]:
+    document = json.loads((GRAFANA / "dashboards" / dashboard).read_text())
+    return {v["name"]: v for v in document["templating"]["list"]}
+
+
 def test_run_variable_lists_the_run(influx):
-    query = json.loads((GRAFANA / "dashboards" / "overview.json").read_text())
-    series = run_query(influx, query["templating"]["list"][0]["query"])
+    series = run_query(influx, variables()["run_id"]["query"])
     assert [row[1] for row in series[0]["values"]] == [RUN_ID]
+
+
+def test_runs_are_picked_by_environment_and_version(influx):
+    """The run metadata variables list what runs were tagged with and narrow the run list."""
+    found = {name: run_query(influx, variables()[name]["query"]) for name in dict(RUN_TAGS)}
+    assert {name: [row[1] for row in s[0]["values"]] for name, s in found.items()} == {
+        name: [value] for name, value in RUN_TAGS
+    }
+    run_id = variables()["run_id"]["query"]
+    assert run_query(influx, run_id, test_env="staging", test_version="4\\.1\\.0")
+    assert not run_query(influx, run_id, test_env="production")
 
 
 def test_request_rate_adds_up_over_workers_and_profiles(influx):
@@ -191,7 +211,8 @@ def test_every_panel_uses_the_provisioned_datasource():
         uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
         uids |= {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
         assert uids == {datasource["uid"]}, path.name
-        assert [v["name"] for v in dashboard["templating"]["list"]] == ["run_id"]
+        names = [v["name"] for v in dashboard["templating"]["list"]]
+        assert names == ["test_env", "test_version", "run_id"]
         assert all(
             '"run_id" =~ /^$run_id$/' in q for _, _, q in all_queries() if not q.startswith("SHOW")
         )

@@ -170,6 +170,10 @@ def test_distributed_run_points_match_locust_totals(vm, tmp_path):
         vm,
         "--influx-interval",
         "1",
+        "--test-env",
+        "nightly-ci",
+        "--test-version",
+        "4.1.0",
     )
     workers = [
         locust(tmp_path, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
@@ -190,6 +194,10 @@ def test_distributed_run_points_match_locust_totals(vm, tmp_path):
 
     steps = export(vm, f'{{__name__="mendersim_step_count",run_id="{run_id}"}}')
     assert {s["metric"]["worker"] for s in steps} == {"worker-0", "worker-1"}
+    # The master's run metadata reaches the workers' points as tags.
+    assert {(s["metric"]["test_env"], s["metric"]["test_version"]) for s in steps} == {
+        ("nightly-ci", "4.1.0")
+    }
     health = export(vm, f'{{__name__="mendersim_generator_dropped_points",run_id="{run_id}"}}')
     assert {s["metric"]["worker"] for s in health} == {"master", "worker-0", "worker-1"}
     workers_seen = export(vm, f'{{__name__="mendersim_run_workers",run_id="{run_id}"}}')
