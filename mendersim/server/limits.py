@@ -77,7 +77,7 @@ def make_limits_middleware(max_upload: int, body_timeout: float) -> object:
         if not request.can_read_body:
             return await handler(request)
         bounded = request.clone(client_max_size=limit)
-        if limit == max_upload:
+        if request.path in _UPLOAD_PATHS:
             return await handler(bounded)  # streamed by its handler, which checks the size
         try:
             # kept: the handler's read() gets the same bytes
