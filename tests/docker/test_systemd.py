@@ -80,8 +80,10 @@ def test_soak_unit_runs_and_sigterm_writes_the_store(tmp_path: Path) -> None:
         *(a.replace("/opt/mendersim", str(REPO)) for a in argv[1:]),
     ]
     # What an operator puts in soak.env; no LOCUST_HOST, so the embedded server is the target.
+    unit_env = dict(pair.split("=", 1) for pair in shlex.split(service["Environment"]))
     env = {**os.environ, "LOCUST_USERS": "4", "LOCUST_SPAWN_RATE": "4",
            "MENDERSIM_TIME_SCALE": "0.0005"}  # fmt: skip
+    env |= {k: v.replace("/opt/mendersim", str(REPO)) for k, v in unit_env.items()}
     log = state / "console.log"
     soak = start(argv, env, log)
     try:
