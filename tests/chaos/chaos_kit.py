@@ -254,6 +254,19 @@ def store_history(db: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
+def first_finish_of_repeats(db: Path) -> list[float]:
+    """When each (device, deployment) pair stored more than once was first finished."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute(
+            "SELECT MIN(finished) FROM deployments WHERE finished IS NOT NULL"
+            " GROUP BY device_id, deployment_id HAVING COUNT(*) > 1"
+        )
+        return [row[0] for row in rows]
+    finally:
+        conn.close()
+
+
 @dataclass
 class Comparison:
     server_finished: int  # device deployments the server recorded as finished
