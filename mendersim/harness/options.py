@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mendersim.errors import ConfigError
+from mendersim.harness import mqtt_options
 
 CONNECTION_POLICIES = ("fresh", "keepalive")
 SCENARIOS = ("steady", "ramp", "rollout")
@@ -106,6 +107,7 @@ def add_arguments(parser: Any) -> None:
         help="Stable worker name for device leases (default: Locust's worker id); a restarted "
         "worker with the same name gets its devices back",
     )
+    mqtt_options.add_arguments(option)
 
 
 @dataclass(frozen=True, slots=True)

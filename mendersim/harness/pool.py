@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
+from locust.runners import WorkerRunner
 
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
@@ -25,6 +26,7 @@ from mendersim.harness import wire
 from mendersim.harness.clock import GeventClock, LagHistogram
 from mendersim.harness.listener import FleetCounters, HarnessListener
 from mendersim.harness.transport import IN_FLIGHT, GeventTransport
+from mendersim.telemetry.hub import hub_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class DevicePool:
         self._transports: dict[Device, GeventTransport] = {}
         self._updates: list[DeviceStateUpdate] = []
         self._flusher: gevent.Greenlet | None = None
+        self.telemetry = hub_for(environment, key, shared_truth=not isinstance(
+            environment.runner, WorkerRunner))
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -77,6 +81,8 @@ class DevicePool:
         if record is None:
             return
         device.stop()
+        if self.telemetry is not None:
+            self.telemetry.stop(device)
         self._transports.pop(device).close()
         self.counters.changed.discard(device)
         self._take_update(device, record)
@@ -111,6 +117,8 @@ class DevicePool:
             for name, document in data.get("profiles", {}).items():
                 if name not in self._behaviours:
                     self._behaviours[name] = Behaviour.from_profile(document)
+                if self.telemetry is not None:
+                    self.telemetry.add_profile(name, document)
         for item in data["records"]:
             record = wire.record_from_wire(item)
             if self._waiters:
@@ -134,6 +142,8 @@ class DevicePool:
             gevent.sleep(0.02)
         for device, record in list(self._records.items()):
             self._take_update(device, record)
+        if self.telemetry is not None:
+            self.telemetry.truth.flush()
         self.counters.changed.clear()
         self.flush(final=True)
 
@@ -221,6 +231,8 @@ class DevicePool:
         )
         self._records[device] = record
         self._transports[device] = transport
+        if self.telemetry is not None:
+            self.telemetry.start(device, engine, self._clock)
         return device
 
     def _take_update(self, device: Device, record: DeviceRecord) -> None:

@@ -1,0 +1,93 @@
+"""What a device does with a command from the IoT platform, and the acknowledgement it sends.
+
+A command is JSON `{"id": ..., "command": ping|set-config|run-diagnostics|reboot, "args": {},
+"sent": unix-seconds}` on `<root>/commands`; the ack is `{"id", "command", "status", "result"}`
+on `<root>/acks` (QoS 1). `mqtt command delivery` measures sent → received, which for a device
+that was offline includes the time the broker held the command. A reboot goes through the
+device engine's own reboot (`Device.restart`): the MQTT link drops (the broker sends the will),
+the device is down for its profile's reboot time and authenticates again; the ack follows once
+it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gevent
+
+from mendersim.harness import stats
+
+COMMANDS = ("ping", "set-config", "run-diagnostics", "reboot")
+DELIVERY = "mqtt command delivery"
+
+
+class CommandHandler:
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.session: Any = None
+        self.config: dict[str, Any] = {}
+        self.rebooting = False  # the session stays down meanwhile
+
+    def handle(self, session: Any, command: dict[str, Any]) -> None:
+        """Called on the hub: acts at once, or spawns what takes time (a reboot)."""
+        sent = command.get("sent")
+        if isinstance(sent, (int, float)):
+            stats.fire(
+                session.environment,
+                "MQTT",
+                DELIVERY,
+                max(time.time() - sent, 0.0) * 1000.0,
+                profile=session.profile,
+            )
+        name = command.get("command")
+        if name == "ping":
+            self._ack(command, "ok", {"pong": time.time()})
+        elif name == "set-config":
+            args = command.get("args")
+            if isinstance(args, dict):
+                self.config.update(args)
+                self._ack(command, "ok", {"config": self.config})
+            else:
+                self._ack(command, "error", {"reason": "args must be an object"})
+        elif name == "run-diagnostics":
+            device = self.device
+            self._ack(
+                command,
+                "ok",
+                {
+                    "status": device.status,
+                    "phase": device.phase,
+                    "artifact_name": device.record.artifact_name,
+                },
+            )
+        elif name == "reboot":
+            if self.device.deploying:
+                self._ack(command, "busy", {"phase": self.device.phase})
+            else:
+                gevent.spawn(self._reboot, command)
+        else:
+            self._ack(command, "error", {"reason": f"unknown command {name!r}"})
+
+    def _reboot(self, command: dict[str, Any]) -> None:
+        device = self.device
+        fraction = device._fraction(f"command-reboot-{command.get('id', '')}")
+        self.rebooting = True
+        self.session.drop()
+        try:
+            device.restart("reboot", device.behaviour.reboot.pick(fraction))
+        finally:
+            self.rebooting = False
+        while not self.session.connected and not device.stopped:
+            gevent.sleep(0.1)
+        self._ack(command, "ok", {"rebooted": True})
+
+    def _ack(self, command: dict[str, Any], status: str, result: dict[str, Any]) -> None:
+        body = {
+            "id": command.get("id"),
+            "command": command.get("command"),
+            "status": status,
+            "result": result,
+        }
+        self.session.publish("ack", f"{self.session.root}/acks", json.dumps(body).encode(), 1)

@@ -1,0 +1,280 @@
+"""One device's MQTT session: connect with backoff, birth and last will, publish, commands.
+
+Statistics (request_type MQTT) are per step, never per device or topic: `mqtt connect`,
+`mqtt publish <stream>` (QoS 0: handed to the socket; QoS 1/2: until the broker's
+acknowledgement), `mqtt disconnect` (a lost connection) and `mqtt overflow` (a message dropped
+because the outbox of a disconnected device was full). A broker refusing the credentials stops
+the device's attempts: one error, not a retry storm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mendersim.device import decide
+from mendersim.harness import stats
+from mendersim.telemetry.gevent_loop import GeventMqttLoop
+from mendersim.telemetry.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+MQTT = "MQTT"
+CONNECT = "mqtt connect"
+DISCONNECT = "mqtt disconnect"
+OVERFLOW = "mqtt overflow"
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 60.0
+# CONNACK reasons that retrying cannot fix (MQTT 5 codes; 3.1.1 codes 4 and 5 map onto them).
+REFUSED_FOR_GOOD = {
+    "Bad user name or password",
+    "Not authorized",
+    "Banned",
+    "Client identifier not valid",
+    "Unsupported protocol version",
+}
+
+
+def publish_step(stream: str) -> str:
+    return f"mqtt publish {stream}"
+
+
+class MqttError(Exception):
+    """What Locust's failure table shows for an MQTT failure: a reason, never a topic."""
+
+
+class Session:
+    def __init__(
+        self,
+        environment: Any,
+        loop: GeventMqttLoop,
+        settings: MqttSettings,
+        device_id: str,
+        profile: str,
+        *,
+        seed: int = 0,
+        birth: dict[str, Any] | None = None,
+        on_command: Callable[[Session, dict[str, Any]], None] | None = None,
+        offline: Callable[[], bool] | None = None,
+    ) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.device_id = device_id
+        self.profile = profile
+        self.root = settings.root(device_id, profile)
+        self._loop = loop
+        self._seed = seed
+        self._birth = birth or {}
+        self._on_command = on_command
+        self._offline = offline or (lambda: False)
+        self._outbox: deque[tuple[str, str, bytes, int, bool]] = deque()
+        self._pending: dict[int, tuple[str, float, int]] = {}  # mid -> step, start, size
+        self._connect_started = 0.0
+        self.connected = False
+        self.refused: str | None = None
+        self._stopped = False
+        self._drop_reason = ""
+        self._greenlet: gevent.Greenlet | None = None
+        self.client = self._make_client()
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._keep_connected)
+
+    def stop(self) -> None:
+        """A clean goodbye: the retained state says offline, and the will is not sent."""
+        self._stopped = True
+        if self.connected:
+            self._publish_raw(f"{self.root}/status", self._status("offline"), 1, True)
+            self.client.disconnect()
+        self._loop.detach(self.client)
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def drop(self) -> None:
+        """The link died (outage, a reboot): close the socket without DISCONNECT, so the broker
+        sends the last will."""
+        sock = self.client.socket()
+        if sock is not None:
+            self._drop_reason = "offline"
+            sock.close()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish(self, stream: str, topic: str, payload: bytes, qos: int, retain: bool = False):
+        """Send now, or keep in the bounded outbox while disconnected (overflow is counted)."""
+        if self.connected:
+            self._send(publish_step(stream), topic, payload, qos, retain)
+            return
+        if len(self._outbox) >= self.settings.buffer:
+            self._outbox.popleft()
+            self._fire(OVERFLOW, 0, 0, MqttError("outbox full while disconnected"))
+        self._outbox.append((publish_step(stream), topic, payload, qos, retain))
+
+    def _send(self, step: str, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        start = time.perf_counter()
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._fire(step, 0, len(payload), MqttError(mqtt.error_string(info.rc)))
+        elif qos == 0:
+            self._fire(step, (time.perf_counter() - start) * 1000.0, len(payload))
+        else:
+            self._pending[info.mid] = (step, start, len(payload))
+
+    def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.device_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else s.clean_start,
+        )
+        client.suppress_exceptions = True
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        if s.tls:
+            context = ssl.create_default_context(cafile=s.ca_file or None)
+            if s.cert_file:
+                context.load_cert_chain(s.cert_file, s.key_file or None)
+            client.tls_set_context(context)
+        client.will_set(f"{self.root}/status", self._status("lost"), qos=1, retain=True)
+        client.max_queued_messages_set(s.buffer)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._loop.attach(client)
+        return client
+
+    def _status(self, state: str) -> bytes:
+        return json.dumps(
+            {
+                "device": self.device_id,
+                "profile": self.profile,
+                "state": state,
+                **(self._birth if state == "online" else {}),
+            }
+        ).encode()
+
+    def _keep_connected(self) -> None:
+        """Connect, and reconnect after losses with exponential backoff and jitter."""
+        attempt = 0
+        while not self._stopped and self.refused is None:
+            if self.connected or self._connecting():
+                gevent.sleep(1.0)
+                if self.connected and self._offline():
+                    self.drop()
+                continue
+            if self._offline():
+                gevent.sleep(1.0)
+                continue
+            attempt += 1
+            if not self._try_connect():
+                delay = min(BACKOFF_FIRST_S * 2 ** min(attempt - 1, 6), BACKOFF_MAX_S)
+                jitter = decide.fraction(self._seed, self.device_id, "mqtt-backoff", str(attempt))
+                gevent.sleep(delay * (0.5 + jitter))
+            else:
+                attempt = 0
+
+    def _connecting(self) -> bool:
+        return self._connect_started > 0
+
+    def _try_connect(self) -> bool:
+        s = self.settings
+        self._connect_started = time.perf_counter()
+        properties = None
+        if s.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 0 if s.clean_start else s.session_expiry
+        try:
+            self.client.connect(
+                s.host,
+                s.port,
+                keepalive=s.keepalive,
+                clean_start=s.clean_start
+                if s.protocol == "5"
+                else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=properties,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            self._connect_started = 0.0
+            self._fire(CONNECT, 0, 0, MqttError(type(exc).__name__))
+            return False
+        # CONNACK arrives on the hub; wait for it a bounded time
+        deadline = time.monotonic() + max(s.keepalive, 10)
+        while self._connect_started and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if self._connect_started:  # no CONNACK
+            self._connect_started = 0.0
+            self._fire(CONNECT, 0, 0, MqttError("no CONNACK"))
+            self.drop()
+            return False
+        return self.connected
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        elapsed = (time.perf_counter() - self._connect_started) * 1000.0
+        self._connect_started = 0.0
+        if reason.is_failure:
+            text = str(reason)
+            self._fire(CONNECT, elapsed, 0, MqttError(text))
+            if text in REFUSED_FOR_GOOD:
+                self.refused = text
+                log.error(
+                    "device %s: the MQTT broker refused the connection: %s; not retrying",
+                    self.device_id,
+                    text,
+                )
+            return
+        self.connected = True
+        self._fire(CONNECT, elapsed, 0)
+        client.subscribe(f"{self.root}/commands", qos=1)
+        self._publish_raw(f"{self.root}/status", self._status("online"), 1, True)
+        while self._outbox and self.connected:
+            self._send(*self._outbox.popleft())
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        was = self.connected
+        self.connected = False
+        self._connect_started = 0.0
+        # unacknowledged QoS>0 messages are resent by paho after reconnecting; their timers stay
+        if was and not self._stopped:
+            self._fire(DISCONNECT, 0, 0, MqttError(self._drop_reason or str(reason)))
+        self._drop_reason = ""
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        pending = self._pending.pop(mid, None)
+        if pending is None:
+            return
+        step, start, size = pending
+        failure = MqttError(str(reason)) if reason.is_failure else None
+        self._fire(step, (time.perf_counter() - start) * 1000.0, size, failure)
+
+    def _on_message(self, client, userdata, message) -> None:
+        if self._on_command is None:
+            return
+        try:
+            command = json.loads(message.payload)
+        except ValueError:
+            log.info("device %s: ignored a command that is not JSON", self.device_id)
+            return
+        if isinstance(command, dict):
+            self._on_command(self, command)
+
+    def _fire(self, name: str, ms: float, size: int, exc: BaseException | None = None) -> None:
+        stats.fire(self.environment, MQTT, name, ms, size, exc, profile=self.profile)

@@ -1,0 +1,82 @@
+"""A real Mosquitto on a free port with its own configuration, for the telemetry tests."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, folder: Path, *, password: str | None = None) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.password = password
+        self.process: subprocess.Popen | None = None
+
+    def _config(self) -> Path:
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            # started as root, mosquitto would switch to its own user and not read our files
+            f"user {getpass.getuser()}",
+        ]
+        if self.password is not None:
+            passwd = self.folder / "passwd"
+            passwd.write_text("")
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(passwd), "device", self.password],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+            passwd.chmod(0o600)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
+        path = self.folder / "mosquitto.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self) -> None:
+        config = self._config()
+        log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def running_broker(folder: Path, **kwargs):
+    broker = Broker(folder, **kwargs)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
