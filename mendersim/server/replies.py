@@ -7,15 +7,18 @@ from typing import Any
 
 from aiohttp import web
 
+from mendersim.server import requestid
 from mendersim.server.state import StateError
 
 
-def error(
-    status: int, message: str, request: web.Request | None = None, **headers: str
-) -> web.Response:
-    """Mender's `Error` body: `{"error", "request_id"}`."""
-    request_id = request.headers.get("X-MEN-RequestID", "") if request is not None else ""
-    body = json.dumps({"error": message, "request_id": request_id})
+def request_id(request: web.Request) -> str:
+    """The id the middleware gave this request (the client's own when it sent one)."""
+    return request[requestid.KEY]
+
+
+def error(status: int, message: str, request: web.Request, **headers: str) -> web.Response:
+    """Mender's `Error` body: `{"error", "request_id"}`, with the id of the request."""
+    body = json.dumps({"error": message, "request_id": request_id(request)})
     return web.Response(
         status=status, text=body, content_type="application/json", headers=headers or None
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from mendersim.server import replies
+from mendersim.server import replies, requestid
 from mendersim.server.routing import OPEN, Route
 from mendersim.server.state import Artifact, ServerState, rfc3339
 
@@ -125,6 +125,7 @@ class ArtifactStore:
         response.content_type = "application/octet-stream"
         response.content_length = stop - start
         response.headers["Accept-Ranges"] = "bytes"
+        response.headers[requestid.HEADER] = replies.request_id(request)
         if partial:
             response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
         await response.prepare(request)

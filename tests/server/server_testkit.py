@@ -55,6 +55,7 @@ class SpecCheck:
     def __call__(self, response: requests.Response, *, valid_request: bool = True) -> None:
         """`valid_request=False` for requests a test malforms on purpose: only the answer is
         checked then."""
+        _check_request_id(response)
         request = self._request(response)
         is_auth = request.path == AUTH
         if not valid_request:
@@ -80,6 +81,15 @@ class SpecCheck:
     def _documents(self, request: RequestsOpenAPIRequest, status: str) -> bool:
         operation = self.api.spec / "paths" / _template(request.path) / request.method.lower()
         return status in (operation / "responses")
+
+
+def _check_request_id(response: requests.Response) -> None:
+    """Mender's convention: every answer names its request, errors repeat it in the body."""
+    request_id = response.headers.get("X-MEN-RequestID")
+    assert request_id, f"{response.request.method} {response.url}: no X-MEN-RequestID"
+    assert request_id == response.request.headers.get("X-MEN-RequestID", request_id)
+    if response.status_code >= 400 and response.content:
+        assert response.json()["request_id"] == request_id
 
 
 def _template(path: str) -> str:
