@@ -209,7 +209,8 @@ def deploying(
 def server_finished(db: Path) -> dict[tuple[str, str], float]:
     """(identity as the store keeps it, deployment id) → finish time of each deployment the
     devices reported finished, from the server's state file."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    # read-write: a SIGKILLed server may leave a hot journal that SQLite must roll back first
+    conn = sqlite3.connect(db, timeout=10)
     try:
         identity = {
             json.loads(data)["id"]: json.loads(data)["id_data"]
