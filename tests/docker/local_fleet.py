@@ -46,12 +46,14 @@ class LocalMap:
         return f"http://127.0.0.1:{self.server_port}"
 
     def value(self, text: str) -> str:
-        text = text.replace(IMAGE_ROOT, str(REPO))
-        for host in self.hosts:
-            text = text.replace(f"http://{host}:{SERVER_PORT_IN_IMAGE}", self.server_url)
+        # Container directories are mapped before the image root becomes the checkout, which may
+        # itself lie under one of them (a clone in /tmp).
         for inside, outside in self.dirs.items():
             if text == inside or text.startswith(inside + "/"):
                 return str(outside) + text[len(inside) :]
+        text = text.replace(IMAGE_ROOT, str(REPO))
+        for host in self.hosts:
+            text = text.replace(f"http://{host}:{SERVER_PORT_IN_IMAGE}", self.server_url)
         return text
 
     def argv(self, command: list[str]) -> list[str]:
