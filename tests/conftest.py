@@ -1,5 +1,5 @@
-"""Suite-wide set-up: Locust imported once without its gevent monkey patching, and the path of
-Mender's own specs and artifacts.
+"""Suite-wide set-up: Locust imported once without its gevent monkey patching, Mender's OpenAPI
+specs, and artifacts made by Mender's own `mender-artifact`.
 
 All areas share one pytest process. Patching after a test module imported `ssl` (through
 requests) recurses in ssl, and patching up front hangs the seeding tests' multiprocessing pool.
@@ -9,6 +9,8 @@ patched (a Locust run, a write that has to yield) runs in a subprocess, patched 
 
 import os
 import pathlib
+import shutil
+import subprocess
 
 import pytest
 from gevent import monkey
@@ -21,7 +23,45 @@ if not monkey.is_module_patched("socket"):
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
 
 
+SPECS = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "mender-specs"
+MENDER_ARTIFACT = shutil.which("mender-artifact") or "/usr/bin/mender-artifact"
+
+
 @pytest.fixture(scope="session")
-def mender_shared() -> pathlib.Path:
-    """Mender's own specs and artifacts, in `shared/mender/` beside the checkout."""
-    return pathlib.Path(__file__).resolve().parents[2] / "shared" / "mender"
+def mender_specs() -> pathlib.Path:
+    """Mender's OpenAPI specs, where `ensure_mender_specs` (ci/setup.sh) puts them."""
+    if not (SPECS / "dist_openapi.yaml").is_file():
+        pytest.fail(
+            f"Mender's OpenAPI specs are missing in {SPECS}: run "
+            "`source ci/setup.sh && ensure_mender_specs` (ci/test.sh does)",
+            pytrace=False,
+        )
+    return SPECS
+
+
+@pytest.fixture(scope="session")
+def mender_tool_artifacts(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """Artifacts written now by Mender's own `mender-artifact` (installed by ci/test.sh):
+    `rootfs.mender` (512,000-byte `dump`, device type qemux86-64) and `single-file.mender`
+    (a module-image of four files for qemux86-64 and docker-client)."""
+    directory = tmp_path_factory.mktemp("mender-tool")
+    dump = directory / "dump"
+    dump.write_bytes(bytes(range(256)) * 2000)
+    files = {"dest_dir": b"/\n", "filename": b"date.created\n", "permissions": b"644\n",
+             "date.created": b"Tue Dec  1 00:00:00 UTC 2026\n"}  # fmt: skip
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+    commands = [
+        ["write", "rootfs-image", "-n", "deployments-phase-testing", "-t", "qemux86-64",
+         "-f", str(dump), "-o", str(directory / "rootfs.mender")],
+        ["write", "module-image", "-T", "single-file", "-n", "date", "-t", "qemux86-64",
+         "-t", "docker-client", *[a for n in files for a in ("-f", str(directory / n))],
+         "-o", str(directory / "single-file.mender")],
+    ]  # fmt: skip
+    for args in commands:
+        result = subprocess.run(
+            [MENDER_ARTIFACT, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(f"mender-artifact {' '.join(args[:2])}: {result.stderr}", pytrace=False)
+    return directory

@@ -10,9 +10,9 @@ from mendersim.fleet import keys
 
 
 @pytest.fixture(scope="session")
-def real_artifacts(mender_shared: Path) -> Path:
-    """Artifacts made by Mender's own tools (from mender-server's test data)."""
-    return mender_shared / "artifacts"
+def real_artifacts(mender_tool_artifacts: Path) -> Path:
+    """Artifacts made by Mender's own `mender-artifact` at test time."""
+    return mender_tool_artifacts
 
 
 @pytest.fixture(scope="session")

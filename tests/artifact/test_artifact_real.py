@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -9,27 +10,30 @@ import pytest
 from mendersim.artifact.reader import ArtifactError, PayloadFile, read_artifact
 
 
-def test_rootfs_v2_test_artifact(real_artifacts: Path) -> None:
-    with (real_artifacts / "mender-server_test-artifact.mender").open("rb") as handle:
+def test_rootfs_image_artifact(real_artifacts: Path) -> None:
+    path = real_artifacts / "rootfs.mender"
+    digest = hashlib.sha256((real_artifacts / "dump").read_bytes()).hexdigest()
+    with path.open("rb") as handle:
         info = read_artifact(handle, device_type="qemux86-64")
     assert (info.format, info.version) == ("mender", 3)
     assert info.name == "deployments-phase-testing"
-    assert info.update_type == "rootfs-image-v2"
+    assert info.update_type == "rootfs-image"
     assert info.device_types == ["qemux86-64"]
-    assert info.provides == {"artifact_name": "deployments-phase-testing"}
+    assert info.provides == {
+        "artifact_name": "deployments-phase-testing",
+        "rootfs-image.checksum": digest,
+        "rootfs-image.version": "deployments-phase-testing",
+    }
     assert info.depends == {"device_type": ["qemux86-64"]}
-    assert info.payload_files == [
-        PayloadFile(
-            "dump", 512000, "033838c32a56125030ff968cc4b2c638d4f6b4227d2480823827420e173038ce"
-        )
-    ]
+    assert info.payload_files == [PayloadFile("dump", 512000, digest)]
     assert info.compression == "gzip"
     assert (info.signed, info.signature) == (False, "unsigned")
-    assert info.size == 6144
+    assert info.size == path.stat().st_size
 
 
 def test_single_file_date_artifact(real_artifacts: Path) -> None:
-    with (real_artifacts / "mender-server_date.mender").open("rb") as handle:
+    path = real_artifacts / "single-file.mender"
+    with path.open("rb") as handle:
         info = read_artifact(handle, device_type="docker-client")
     assert info.name == "date"
     assert info.update_type == "single-file"
@@ -40,11 +44,11 @@ def test_single_file_date_artifact(real_artifacts: Path) -> None:
         ("permissions", 4),
         ("date.created", 29),
     ]
-    assert info.size == 5120
+    assert info.size == path.stat().st_size
 
 
 def test_real_artifact_for_another_device_type_is_refused(real_artifacts: Path) -> None:
-    date = real_artifacts / "mender-server_date.mender"
+    date = real_artifacts / "single-file.mender"
     with date.open("rb") as handle, pytest.raises(ArtifactError) as caught:
         read_artifact(handle, device_type="raspberrypi4")
     assert str(caught.value).startswith("Artifact device type doesn't match")
@@ -52,7 +56,7 @@ def test_real_artifact_for_another_device_type_is_refused(real_artifacts: Path) 
 
 
 def test_unsigned_real_artifact_refused_when_signature_required(real_artifacts: Path) -> None:
-    test_artifact = real_artifacts / "mender-server_test-artifact.mender"
+    test_artifact = real_artifacts / "rootfs.mender"
     with test_artifact.open("rb") as handle, pytest.raises(ArtifactError) as caught:
         read_artifact(handle, require_signature=True)
     assert str(caught.value) == "expecting signed artifact, but no signature file found"

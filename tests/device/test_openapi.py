@@ -13,8 +13,8 @@ from mendersim.device import failures
 
 
 @pytest.fixture(scope="module")
-def openapi(mender_shared):
-    spec = mender_shared / "specs" / "dist_openapi.yaml"
+def openapi(mender_specs):
+    spec = mender_specs / "dist_openapi.yaml"
     return OpenAPI.from_dict(yaml.safe_load(spec.read_text()))
 
 

@@ -13,8 +13,8 @@ from mendersim.server.process import ServerHandle, running_server
 
 
 @pytest.fixture(scope="session")
-def spec_check() -> SpecCheck:
-    return SpecCheck()
+def spec_check(mender_specs: Path) -> SpecCheck:
+    return SpecCheck(mender_specs / "dist_openapi.yaml")
 
 
 @pytest.fixture(scope="module")

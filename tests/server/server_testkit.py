@@ -19,9 +19,6 @@ from openapi_core.validation.response.validators import V30ResponseHeadersValida
 
 from mendersim.fleet import keys
 
-MENDER = Path(__file__).resolve().parents[3] / "shared" / "mender"
-SPEC_PATH = MENDER / "specs" / "dist_openapi.yaml"
-ARTIFACTS = MENDER / "artifacts"
 SPEC_SERVER = "https://hosted.mender.io"
 
 AUTH = "/api/devices/v1/authentication/auth_requests"
@@ -38,8 +35,8 @@ class SpecCheck:
     the issued token as application/json where deviceauth answers application/jwt.
     """
 
-    def __init__(self) -> None:
-        self.api = OpenAPI.from_file_path(str(SPEC_PATH))
+    def __init__(self, spec_path: Path) -> None:
+        self.api = OpenAPI.from_file_path(str(spec_path))
         spec = self.api.spec
         self._body = V30RequestBodyValidator(spec)
         self._params = V30RequestParametersValidator(spec)

@@ -7,7 +7,6 @@ import time
 import jwt
 import pytest
 import requests
-from server_testkit import ARTIFACTS
 
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
@@ -27,25 +26,25 @@ def _instructions(server, make_device, artifact_name, device_type):
     return answer.json()
 
 
-def test_real_artifacts_upload_and_list(server):
+def test_real_artifacts_upload_and_list(server, mender_tool_artifacts):
     api = server.management()
-    test_id = api.upload_artifact(ARTIFACTS / "mender-server_test-artifact.mender", "rootfs")
-    date_id = api.upload_artifact(ARTIFACTS / "mender-server_date.mender")
+    test_id = api.upload_artifact(mender_tool_artifacts / "rootfs.mender", "rootfs")
+    date_id = api.upload_artifact(mender_tool_artifacts / "single-file.mender")
     listed = {a["id"]: a for a in api.list_artifacts()}
     assert listed[test_id]["name"] == "deployments-phase-testing"
     assert listed[test_id]["device_types_compatible"] == ["qemux86-64"]
     assert listed[test_id]["description"] == "rootfs"
-    assert listed[test_id]["updates"][0]["type_info"]["type"] == "rootfs-image-v2"
+    assert listed[test_id]["updates"][0]["type_info"]["type"] == "rootfs-image"
     assert listed[test_id]["updates"][0]["files"][0]["size"] == 512000
     assert listed[date_id]["name"] == "date"
     assert listed[date_id]["updates"][0]["type_info"]["type"] == "single-file"
     with pytest.raises(MenderApiError, match="HTTP 409"):
-        api.upload_artifact(ARTIFACTS / "mender-server_date.mender")
+        api.upload_artifact(mender_tool_artifacts / "single-file.mender")
 
 
-def test_defective_artifact_is_refused(server, tmp_path):
+def test_defective_artifact_is_refused(server, tmp_path, mender_tool_artifacts):
     broken = tmp_path / "broken.mender"
-    broken.write_bytes((ARTIFACTS / "mender-server_date.mender").read_bytes()[:3000])
+    broken.write_bytes((mender_tool_artifacts / "single-file.mender").read_bytes()[:3000])
     with pytest.raises(MenderApiError, match="HTTP 400: cannot read artifact"):
         server.management().upload_artifact(broken)
 
