@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mendersim.errors import ConfigError
+from mendersim.telemetry.commander import Commander, CommandPlan
+from mendersim.telemetry.commands import COMMANDS
 from mendersim.telemetry.settings import DEFAULT_TOPIC, PROTOCOLS, MqttSettings
 
 PASSWORD_ENV = "MENDERSIM_MQTT_PASSWORD"
@@ -72,6 +74,30 @@ def add_arguments(option: Any) -> None:
         help="Messages a disconnected device keeps; older ones are dropped and counted",
     )
     option(
+        "--mendersim-mqtt-commands",
+        type=float,
+        default=0.0,
+        help="Commander scenario: share of the fleet sent a command each round (0 = off)",
+    )
+    option(
+        "--mendersim-mqtt-command",
+        choices=COMMANDS,
+        default="ping",
+        help="The command the commander sends",
+    )
+    option(
+        "--mendersim-mqtt-command-every",
+        type=float,
+        default=30.0,
+        help="Seconds between the commander's rounds",
+    )
+    option(
+        "--mendersim-mqtt-command-timeout",
+        type=float,
+        default=10.0,
+        help="Seconds before an unanswered command is sent again (twice), then a timeout",
+    )
+    option(
         "--mendersim-telemetry-truth",
         default="anomalies.jsonl",
         help="Ground-truth file of the injected anomalies (JSON lines)",
@@ -131,3 +157,28 @@ def settings_from(parsed: Any) -> MqttSettings | None:
         buffer=buffer,
         truth_file=str(get("telemetry_truth") or "anomalies.jsonl"),
     )
+
+
+def commander_for(environment: Any, seed: int) -> Commander | None:
+    """The commander scenario's client when a broker and a share are given."""
+    parsed = environment.parsed_options
+    share = float(getattr(parsed, "mendersim_mqtt_commands", 0) or 0)
+    if share == 0:
+        return None
+    if not 0 < share <= 1:
+        raise ConfigError("--mendersim-mqtt-commands", f"{share} is not in (0, 1]")
+    settings = settings_from(parsed)
+    if settings is None:
+        raise ConfigError("--mendersim-mqtt-commands", "needs --mendersim-mqtt-host")
+    every = float(parsed.mendersim_mqtt_command_every)
+    timeout = float(parsed.mendersim_mqtt_command_timeout)
+    if every <= 0 or timeout <= 0:
+        raise ConfigError("--mendersim-mqtt-command-every", "times must be more than zero")
+    plan = CommandPlan(
+        command=str(parsed.mendersim_mqtt_command),
+        share=share,
+        every_s=every,
+        timeout_s=timeout,
+        seed=seed,
+    )
+    return Commander(environment, settings, plan)

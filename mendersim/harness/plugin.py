@@ -26,7 +26,7 @@ from locust.runners import (
 
 from mendersim.errors import MendersimError
 from mendersim.fleet.store import SeedStore
-from mendersim.harness import embedded, options, webui, wire
+from mendersim.harness import embedded, mqtt_options, options, webui, wire
 from mendersim.harness.coordinator import Coordinator
 from mendersim.harness.fleetview import FleetView, process_report
 from mendersim.harness.leases import NotEnoughDevices
@@ -78,6 +78,7 @@ class Harness:
         self.coordinator: Coordinator | None = None
         self.view: FleetView | None = None
         self._rollout: Rollout | None = None
+        self._commander: Any = None
         self._reporter: gevent.Greenlet | None = None
         self._server: Any = None
 
@@ -149,6 +150,8 @@ class Harness:
                 identities=self.coordinator.identities,
             )
             self._rollout = Rollout(self.environment, self.view, plan, self._management)
+        seed = int(store.fleet_config().get("seed", 0))
+        self._commander = mqtt_options.commander_for(self.environment, seed)
         logger.info(
             "fleet of %d devices from %s against %s",
             self.coordinator.fleet_size,
@@ -202,10 +205,14 @@ class Harness:
             self._reporter = gevent.spawn(self._report_locally)
         if self._rollout is not None:
             self._rollout.start()
+        if self._commander is not None:
+            self._commander.start()
 
     def _on_test_stopping(self, **_: Any) -> None:
         if self._rollout is not None:
             self._rollout.stop()
+        if self._commander is not None:
+            self._commander.stop()
         self.coordinator.collect(self._live_workers())
         if isinstance(self.runner, MasterRunner):
             # Devices are stopped now; one more worker report carries their last requests,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from typing import Any
 
 import gevent
@@ -21,6 +22,7 @@ from mendersim.harness import stats
 
 COMMANDS = ("ping", "set-config", "run-diagnostics", "reboot")
 DELIVERY = "mqtt command delivery"
+SEEN_IDS = 64
 
 
 class CommandHandler:
@@ -29,9 +31,15 @@ class CommandHandler:
         self.session: Any = None
         self.config: dict[str, Any] = {}
         self.rebooting = False  # the session stays down meanwhile
+        # ids already acted on: QoS 1 redelivers a command whose PUBACK a reboot cut off
+        self._seen: deque[str] = deque(maxlen=SEEN_IDS)
 
     def handle(self, session: Any, command: dict[str, Any]) -> None:
         """Called on the hub: acts at once, or spawns what takes time (a reboot)."""
+        command_id = str(command.get("id"))
+        if command_id in self._seen:
+            return
+        self._seen.append(command_id)
         sent = command.get("sent")
         if isinstance(sent, (int, float)):
             stats.fire(
@@ -74,6 +82,7 @@ class CommandHandler:
         device = self.device
         fraction = device._fraction(f"command-reboot-{command.get('id', '')}")
         self.rebooting = True
+        gevent.sleep(0.1)  # the command's PUBACK leaves before the link goes down
         self.session.drop()
         try:
             device.restart("reboot", device.behaviour.reboot.pick(fraction))

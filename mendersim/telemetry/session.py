@@ -9,8 +9,10 @@ the device's attempts: one error, not a retry storm.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import ssl
 import time
 from collections import deque
@@ -107,7 +109,9 @@ class Session:
         sock = self.client.socket()
         if sock is not None:
             self._drop_reason = "offline"
-            sock.close()
+            # paho reads the end of the stream and reports the loss as the broker does
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     # -- publishing ----------------------------------------------------------------------------
 
