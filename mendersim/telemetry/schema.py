@@ -50,8 +50,6 @@ _STREAM = {
         },
         "interval_s": _POSITIVE,
         "qos": {"enum": [0, 1, 2]},
-        "alert_above": _NUMBER,  # edge gateways send such readings at once
-        "deadband": {"type": "number", "minimum": 0},
     },
     "required": ["name", "base"],
     "additionalProperties": False,
@@ -105,21 +103,6 @@ TELEMETRY_SCHEMA: dict[str, Any] = {
                     "additionalProperties": _ANOMALY_TYPE,
                 },
             },
-            "additionalProperties": False,
-        },
-        "gateway": {
-            "type": "object",
-            "properties": {
-                "children": {"type": "integer", "minimum": 1, "maximum": 1000},
-                "window_s": _POSITIVE,
-                "buffer": {"type": "integer", "minimum": 1},
-                "aggregates": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"enum": ["min", "max", "mean", "count", "last"]},
-                },
-            },
-            "required": ["children"],
             "additionalProperties": False,
         },
     },

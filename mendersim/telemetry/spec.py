@@ -41,8 +41,6 @@ class StreamSpec:
     high: float | None
     interval_s: float  # between readings, in simulated seconds
     qos: int
-    alert_above: float | None
-    deadband: float
 
     @property
     def sigma(self) -> float:
@@ -68,14 +66,6 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class GatewaySpec:
-    children: int
-    window_s: float
-    buffer: int
-    aggregates: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class TelemetrySpec:
     profile: str
     streams: tuple[StreamSpec, ...]
@@ -86,7 +76,6 @@ class TelemetrySpec:
     types: tuple[AnomalyType, ...]
     locations: tuple[Location, ...]
     quirk_rates: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
-    gateway: GatewaySpec | None
 
     def anomaly_rate(self, attributes: Mapping[str, Any]) -> float:
         """The profile's rate, or that of the last quirk matching the device's attributes."""
@@ -123,7 +112,6 @@ def from_profile(profile: Mapping[str, Any], where: str = "") -> TelemetrySpec |
     anomalies = section.get("anomalies") or {}
     slot = float(anomalies.get("slot_s", DEFAULT_SLOT_S))
     types = _types(anomalies.get("types"), slot, f"{where}.anomalies.types")
-    gateway = section.get("gateway")
     return TelemetrySpec(
         profile=name,
         streams=streams,
@@ -146,14 +134,6 @@ def from_profile(profile: Mapping[str, Any], where: str = "") -> TelemetrySpec |
             for q in profile.get("quirks") or ()
             if "anomaly_rate" in q
         ),
-        gateway=GatewaySpec(
-            children=int(gateway["children"]),
-            window_s=float(gateway.get("window_s", 60.0)),
-            buffer=int(gateway.get("buffer", 1000)),
-            aggregates=tuple(gateway.get("aggregates", ("min", "max", "mean", "count"))),
-        )
-        if gateway
-        else None,
     )
 
 
@@ -180,8 +160,6 @@ def _stream(doc: Mapping[str, Any], interval: float, qos: int, where: str) -> St
         high=None if high is None else float(high),
         interval_s=float(doc.get("interval_s", interval)),
         qos=int(doc.get("qos", qos)),
-        alert_above=None if doc.get("alert_above") is None else float(doc["alert_above"]),
-        deadband=float(doc.get("deadband", 0.0)),
     )
 
 
