@@ -90,6 +90,8 @@ def describe(info: ArtifactInfo) -> str:
         f"Signature: {info.signature}",
         "Provides:",
         *(f"  {key}: {value}" for key, value in sorted(info.provides.items())),
+        "Clears provides:",
+        *(f"  {pattern}" for pattern in info.clears_provides),
         "Depends:",
         *(f"  {key}: {_listed(value)}" for key, value in sorted(info.depends.items())),
         "Payload files:",

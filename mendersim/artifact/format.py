@@ -62,3 +62,4 @@ class ArtifactInfo:
     signature: str = "unsigned"
     size: int = 0
     scripts: list[str] = field(default_factory=list)
+    clears_provides: list[str] = field(default_factory=list)  # type-info's clears_artifact_provides

@@ -104,6 +104,14 @@ def _parse_manifest(data: bytes) -> dict[str, str]:
     return entries
 
 
+# mender-artifact 4.3.1+ (handlers/rootfs_image.go, module_image.go: ReadHeader), word for word.
+TYPE_INFO_MISMATCH = (
+    "Type in type-info header does not match header-info: Corrupt Artifact. This is a known bug "
+    "in some versions of mender-artifact prior to 4.3.1. Please recreate the artifact with "
+    "version 4.3.1 or newer."
+)
+
+
 class _Header:
     """What header.tar.<ext> says: header-info, scripts, type-info and meta-data."""
 
@@ -155,7 +163,8 @@ class _Header:
                 f"{count}"
             )
         declared = payloads[0].get("type") if isinstance(payloads[0], dict) else None
-        # mender-artifact writes an empty type-info type for rootfs-image; clients assume it.
+        if declared and self.type_info.get("type") != declared:
+            raise ArtifactError(TYPE_INFO_MISMATCH, member="headers/0000/type-info")
         return declared or self.type_info.get("type") or None
 
     def device_types(self) -> list[str]:
@@ -183,6 +192,10 @@ class _Header:
         merged = dict(self.info.get("artifact_provides") or {})
         merged.update(self.type_info.get("artifact_provides") or {})
         return {key: str(value) for key, value in merged.items()}
+
+    def clears_provides(self) -> list[str]:
+        clears = self.type_info.get("clears_artifact_provides") or []
+        return [str(pattern) for pattern in clears] if isinstance(clears, list) else []
 
     def depends(self) -> dict[str, Any]:
         merged = dict(self.info.get("artifact_depends") or {})
@@ -264,6 +277,7 @@ class _Reading:
             signed=signature != "unsigned",
             signature=signature,
             scripts=header.scripts,
+            clears_provides=header.clears_provides(),
         )
 
     @staticmethod

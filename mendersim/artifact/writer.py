@@ -46,11 +46,12 @@ def _json(value: Any) -> bytes:
 
 
 def type_info(update_type: str, name: str, checksum: str, depends: Mapping[str, Any]) -> dict:
-    """headers/0000/type-info with the provides and clears mender-artifact adds by default."""
+    """headers/0000/type-info with the provides and clears mender-artifact adds by default.
+
+    The type repeats header-info's, as mender-artifact writes it since 4.3.1 and checks it."""
     if update_type == ROOTFS_IMAGE:
-        # mender-artifact leaves the rootfs-image type empty here; clients fill it in.
         info: dict[str, Any] = {
-            "type": "",
+            "type": ROOTFS_IMAGE,
             "artifact_provides": {
                 "rootfs-image.checksum": checksum,
                 "rootfs-image.version": name,
@@ -211,4 +212,5 @@ def write_artifact(
         signature="unsigned" if sign_key is None else "present, not checked",
         size=counter.count,
         scripts=[],
+        clears_provides=list(sub_header["clears_artifact_provides"]),
     )

@@ -49,6 +49,9 @@ def test_make_then_verify(tmp_path: Path) -> None:
         f"  rootfs-image.checksum: {sha}",
     ):  # fmt: skip
         assert line in shown.stdout.splitlines()
+    lines = shown.stdout.splitlines()
+    clears = lines[lines.index("Clears provides:") + 1 : lines.index("Depends:")]
+    assert clears == ["  artifact_group", "  rootfs_image_checksum", "  rootfs-image.*"]
 
 
 def test_signed_make_and_verify_with_key(tmp_path: Path, ecdsa_key: keys.PrivateKey) -> None:

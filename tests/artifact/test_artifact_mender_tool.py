@@ -92,15 +92,16 @@ def test_reader_verifies_artifacts_signed_by_mender_artifact(
     image = tmp_path / "image.ext4"
     image.write_bytes(bytes(range(256)) * 400)
     path = tmp_path / "theirs.mender"
-    made = _tool("write", "rootfs-image", "-n", "theirs", "-t", "dt", "-f", image,
-                 "-k", private, "--compression", compression, "-o", path)  # fmt: skip
+    # module-image: 3.9's rootfs-image type-info fails the 4.3.1 rule (test_artifact_real)
+    made = _tool("write", "module-image", "-T", "app-update", "-n", "theirs", "-t", "dt",
+                 "-f", image, "-k", private, "--compression", compression, "-o", path)  # fmt: skip
     assert made.returncode == 0, made.stderr
     with path.open("rb") as handle:
         info = read_artifact(handle, verify_key=key.public_key(), device_type="dt")
     assert info.signature == "verified"
-    assert (info.name, info.update_type) == ("theirs", "rootfs-image")
+    assert (info.name, info.update_type) == ("theirs", "app-update")
     assert [(f.name, f.size) for f in info.payload_files] == [("image.ext4", 102400)]
-    assert info.provides["rootfs-image.version"] == "theirs"
+    assert info.provides["rootfs-image.app-update.version"] == "theirs"
 
 
 def test_reader_reads_bootstrap_artifact(tmp_path: Path) -> None:
@@ -117,8 +118,8 @@ def test_reader_lists_state_scripts(tmp_path: Path) -> None:
     image = tmp_path / "image.ext4"
     image.write_bytes(b"\x00" * 4096)
     path = tmp_path / "scripted.mender"
-    made = _tool("write", "rootfs-image", "-n", "scripted", "-t", "dt", "-f", image,
-                 "-s", script, "-o", path)  # fmt: skip
+    made = _tool("write", "module-image", "-T", "app-update", "-n", "scripted", "-t", "dt",
+                 "-f", image, "-s", script, "-o", path)  # fmt: skip
     assert made.returncode == 0, made.stderr
     with path.open("rb") as handle:
         assert read_artifact(handle).scripts == ["ArtifactInstall_Enter_00"]

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from mendersim.artifact.reader import ArtifactError, PayloadFile, read_artifact
+from mendersim.artifact.reader import TYPE_INFO_MISMATCH, ArtifactError, read_artifact
 
 
-def test_rootfs_image_artifact(real_artifacts: Path) -> None:
+def test_rootfs_image_of_mender_artifact_3_9_fails_the_4_3_1_type_rule(
+    real_artifacts: Path,
+) -> None:
+    """3.9 writes `"type": ""` in a rootfs-image's type-info; mender-artifact 4.3.1+ and the
+    clients built on it refuse that, and so do we."""
     path = real_artifacts / "rootfs.mender"
-    digest = hashlib.sha256((real_artifacts / "dump").read_bytes()).hexdigest()
-    with path.open("rb") as handle:
-        info = read_artifact(handle, device_type="qemux86-64")
-    assert (info.format, info.version) == ("mender", 3)
-    assert info.name == "deployments-phase-testing"
-    assert info.update_type == "rootfs-image"
-    assert info.device_types == ["qemux86-64"]
-    assert info.provides == {
-        "artifact_name": "deployments-phase-testing",
-        "rootfs-image.checksum": digest,
-        "rootfs-image.version": "deployments-phase-testing",
-    }
-    assert info.depends == {"device_type": ["qemux86-64"]}
-    assert info.payload_files == [PayloadFile("dump", 512000, digest)]
-    assert info.compression == "gzip"
-    assert (info.signed, info.signature) == (False, "unsigned")
-    assert info.size == path.stat().st_size
+    with path.open("rb") as handle, pytest.raises(ArtifactError) as caught:
+        read_artifact(handle, device_type="qemux86-64")
+    assert str(caught.value) == f"{TYPE_INFO_MISMATCH} (headers/0000/type-info)"
+    assert caught.value.kind == "format"
 
 
 def test_single_file_date_artifact(real_artifacts: Path) -> None:

@@ -168,7 +168,7 @@ def test_wrong_device_type_fails_with_the_clients_message():
 
 
 def test_real_mender_artifact_installs_on_its_device_type(mender_tool_artifacts):
-    data = (mender_tool_artifacts / "rootfs.mender").read_bytes()
+    data = (mender_tool_artifacts / "single-file.mender").read_bytes()
     record = make_record(device_type="qemux86-64")
     _device, server, _, _ = deploy(data=data, record=record)
     assert server.statuses()[-1] == "success"

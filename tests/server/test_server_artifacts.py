@@ -28,14 +28,15 @@ def _instructions(server, make_device, artifact_name, device_type):
 
 def test_real_artifacts_upload_and_list(server, mender_tool_artifacts):
     api = server.management()
-    test_id = api.upload_artifact(mender_tool_artifacts / "rootfs.mender", "rootfs")
-    date_id = api.upload_artifact(mender_tool_artifacts / "single-file.mender")
+    # 3.9's rootfs-image type-info breaks the rule current servers check at upload (4.3.1+)
+    with pytest.raises(MenderApiError, match=r"HTTP 400: .*Type in type-info header does not"):
+        api.upload_artifact(mender_tool_artifacts / "rootfs.mender", "rootfs")
+    date_id = api.upload_artifact(mender_tool_artifacts / "single-file.mender", "date")
     listed = {a["id"]: a for a in api.list_artifacts()}
-    assert listed[test_id]["name"] == "deployments-phase-testing"
-    assert listed[test_id]["device_types_compatible"] == ["qemux86-64"]
-    assert listed[test_id]["description"] == "rootfs"
-    assert listed[test_id]["updates"][0]["type_info"]["type"] == "rootfs-image"
-    assert listed[test_id]["updates"][0]["files"][0]["size"] == 512000
+    assert "deployments-phase-testing" not in {a["name"] for a in listed.values()}
+    assert listed[date_id]["device_types_compatible"] == ["qemux86-64", "docker-client"]
+    assert listed[date_id]["description"] == "date"
+    assert listed[date_id]["updates"][0]["files"][0]["size"] == 2
     assert listed[date_id]["name"] == "date"
     assert listed[date_id]["updates"][0]["type_info"]["type"] == "single-file"
     with pytest.raises(MenderApiError, match="HTTP 409"):
