@@ -23,7 +23,7 @@ from local_fleet import (
 )
 
 K8S = REPO / "docker" / "k8s"
-KUSTOMIZATIONS = ["seed", "run", "overlays/million"]
+KUSTOMIZATIONS = ["seed", "run", "overlays/million", "observability"]
 SECRETS = {("mendersim-tokens", "mgmt-token"): "k8s-mgmt-secret"}
 KUBERNETES_VERSION = "1.32.0"
 # Fields of the locustio/k8s-operator CRD (locusttests.locust.cloud/v1,
@@ -100,6 +100,20 @@ def test_workers_are_an_indexed_job_named_by_their_index() -> None:
         int(find(million, "ConfigMap", "mendersim-run")["data"]["LOCUST_EXPECT_WORKERS"])
         == (find(million, "Job", "mendersim-workers")["spec"]["parallelism"])
     )
+
+
+def test_grafana_mounts_the_folders_the_readme_makes_configmaps_of() -> None:
+    grafana = find(render("observability"), "Deployment", "mendersim-grafana")
+    mounts = {m["name"]: m["mountPath"] for m in pod_container(grafana)["volumeMounts"]}
+    provider = yaml.safe_load((REPO / "reports/grafana/dashboards/mendersim.yaml").read_text())
+    assert mounts["dashboards"] == provider["providers"][0]["options"]["path"]
+    for name, path in mounts.items():
+        assert path == f"/etc/grafana/provisioning/{name}"
+        assert (
+            f"--from-file=reports/grafana/{name}"
+            in (K8S / "observability/kustomization.yaml").read_text()
+        )
+        assert (REPO / "reports" / "grafana" / name).is_dir()
 
 
 def test_locusttest_example_uses_the_operators_fields_and_parses() -> None:
