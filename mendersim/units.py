@@ -41,8 +41,9 @@ def parse_duration(text: str, where: str) -> float:
     return float(match.group(1)) * _DURATION_UNITS[unit]
 
 
-def parse_size(text: str, where: str) -> int:
-    """Bytes from `1048576`, `512KiB`, `2MB`, `1GiB`; a trailing `/s` is allowed for rates."""
+def parse_size(text: str, where: str, *, zero_ok: bool = False) -> int:
+    """Bytes from `1048576`, `512KiB`, `2MB`, `1GiB`; a trailing `/s` is allowed for rates.
+    `zero_ok`: 0 is a size too (an empty artifact payload)."""
     raw = str(text)
     body = raw[:-2] if raw.lower().endswith("/s") else raw
     match = _NUMBER_UNIT.match(body)
@@ -50,7 +51,7 @@ def parse_size(text: str, where: str) -> int:
     if not match or unit not in _SIZE_UNITS:
         raise ConfigError(where, f"{text!r} is not a size (e.g. 65536, 512KiB, 2MB)")
     value = int(float(match.group(1)) * _SIZE_UNITS[unit])
-    if value <= 0:
+    if value < 0 or (value == 0 and not zero_ok):
         raise ConfigError(where, f"{text!r} must be positive")
     return value
 

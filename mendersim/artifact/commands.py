@@ -54,7 +54,7 @@ def _load_key(path: Path, option: str, load: Callable[[bytes], Any]) -> Any:
 
 
 def make_command(args: argparse.Namespace) -> int:
-    size = parse_size(args.size, "--size")
+    size = parse_size(args.size, "--size", zero_ok=True)  # mender-artifact takes empty files
     sign_key = None
     if args.sign_key is not None:
         sign_key = _load_key(args.sign_key, "--sign-key", keys.load_private)

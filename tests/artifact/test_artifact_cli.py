@@ -54,6 +54,16 @@ def test_make_then_verify(tmp_path: Path) -> None:
     assert clears == ["  artifact_group", "  rootfs_image_checksum", "  rootfs-image.*"]
 
 
+def test_zero_byte_payload_makes_and_verifies(tmp_path: Path) -> None:
+    made = _mendersim("artifact", "make", "--name", "empty", "-t", "d", "--size", "0",
+                      "-o", "e.mender", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    shown = _mendersim("artifact", "verify", "e.mender", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert f"  rootfs.img: 0 bytes, sha256 {empty_sha}" in shown.stdout.splitlines()
+
+
 def test_signed_make_and_verify_with_key(tmp_path: Path, ecdsa_key: keys.PrivateKey) -> None:
     (tmp_path / "private.pem").write_bytes(keys.private_pem(ecdsa_key))
     (tmp_path / "public.pem").write_text(keys.public_pem(ecdsa_key))

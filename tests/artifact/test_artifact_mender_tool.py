@@ -123,3 +123,10 @@ def test_reader_lists_state_scripts(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     with path.open("rb") as handle:
         assert read_artifact(handle).scripts == ["ArtifactInstall_Enter_00"]
+
+
+def test_validate_accepts_a_zero_byte_payload(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mender"
+    write_artifact(path, name="empty", device_types=["d"], payload_size=0)
+    result = _tool("validate", path)
+    assert result.returncode == 0, result.stderr

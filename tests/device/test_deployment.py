@@ -288,3 +288,8 @@ def test_lost_log_upload_repeats_status_and_log_like_the_client():
     logs = server.of("deployment log")
     assert 60 <= logs[1].at - logs[0].at < 61  # the backoff, plus the link's round trips
     assert any("No space left on device" in m["message"] for m in logs[1].json()["messages"])
+
+
+def test_zero_byte_payload_downloads_and_installs():
+    _device, server, _, _ = deploy(data=artifact(size=0))
+    assert server.statuses()[-1] == "success"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import jwt
 import pytest
 import requests
 
+from mendersim.artifact.reader import read_artifact
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
 
@@ -100,3 +102,16 @@ def test_expired_link_is_403_and_bandwidth_cap_holds(make_artifact, spec_check):
         assert expected * 0.8 < elapsed < expected * 2 + 0.5
         time.sleep(max(0.0, 3.1 - elapsed))
         assert requests.get(uri).status_code == 403
+
+
+def test_zero_byte_payload_uploads_and_downloads_whole(server, make_device, make_artifact):
+    path = make_artifact("empty-payload", "zero-type", 0)
+    artifact_id = server.management().upload_artifact(path)
+    listed = {a["id"]: a for a in server.management().list_artifacts()}
+    assert listed[artifact_id]["updates"][0]["files"][0]["size"] == 0
+    instructions = _instructions(server, make_device, "empty-payload", "zero-type")
+    download = requests.get(instructions["artifact"]["source"]["uri"])
+    assert download.status_code == 200 and download.content == path.read_bytes()
+    with io.BytesIO(download.content) as handle:
+        files = read_artifact(handle, device_type="zero-type").payload_files
+    assert [(f.name, f.size) for f in files] == [("rootfs.img", 0)]
