@@ -127,6 +127,11 @@ class Device:
         return self._stopped
 
     @property
+    def accepted_in_run(self) -> bool:
+        """Whether the server accepted this device since it started (not just the store's say)."""
+        return self._accepted_in_run
+
+    @property
     def deploying(self) -> bool:
         """Whether a deployment is in progress (its state is `phase`)."""
         return self.phase in DEPLOYMENT_PHASES

@@ -6,7 +6,25 @@ NEXT = "deployments/next"
 DEPLOYMENT_LOG = "deployment log"
 DOWNLOAD = "download"
 
+# Deployment statuses a device reports (Mender's device deployments API).
+STATUSES = (
+    "downloading",
+    "pause_before_installing",
+    "installing",
+    "pause_before_rebooting",
+    "rebooting",
+    "pause_before_committing",
+    "success",
+    "failure",
+    "already-installed",
+)
+
 
 def status(value: str) -> str:
     """The step of a deployment status report, e.g. `status:downloading`."""
     return f"status:{value}"
+
+
+def known() -> tuple[str, ...]:
+    """Every step name the statistics may hold: what a thresholds file may name."""
+    return (AUTH, INVENTORY, NEXT, DEPLOYMENT_LOG, DOWNLOAD, *(status(s) for s in STATUSES))

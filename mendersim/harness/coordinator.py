@@ -54,6 +54,12 @@ class Coordinator:
         self._awaiting_final: set[str] = set()
         self._all_final = Event()
 
+    def reconfigure(self, options: HarnessOptions) -> None:
+        """Options of a new swarm: a changed profile filter shares out another fleet."""
+        if options.profiles != self._options.profiles:
+            self.book = LeaseBook(self._store.device_ids(list(options.profiles) or None))
+        self._options = options
+
     @property
     def fleet_size(self) -> int:
         return self.book.fleet_size
@@ -68,14 +74,26 @@ class Coordinator:
         }
         return sorted(types)
 
+    def poll_interval(self) -> float:
+        """The fleet's longest poll interval (seconds, unscaled)."""
+        configured = self._fleet.get("poll_interval")
+        if configured:
+            return float(configured)
+        names = self._options.profiles or tuple(self._profiles)
+        polls = [
+            float(self._profiles.get(name, {}).get("intervals", {}).get("update_poll", 1800))
+            for name in names
+        ]
+        return max(polls, default=1800.0)
+
     def identities(self) -> set[str]:
-        """Identity keys (sorted, compact id_data) of every device this run may simulate."""
+        """Identity keys (sorted, compact id_data) of the devices simulated now: a device the
+        server accepted in an earlier run but nobody simulates would never finish a rollout."""
+        wanted = self.book.in_hand()
         keys: set[str] = set()
-        profiles = list(self._options.profiles) or None
-        offset = 0
-        while chunk := self._store.load_devices(profiles=profiles, offset=offset, limit=5000):
+        for start in range(0, len(wanted), 5000):
+            chunk = self._store.load_devices(device_ids=wanted[start : start + 5000])
             keys.update(record.id_data_json() for record in chunk)
-            offset += len(chunk)
         return keys
 
     def engine_settings(self) -> dict[str, Any]:
@@ -86,7 +104,7 @@ class Coordinator:
             # The window is real seconds; the engine scales its spread by the time scale.
             spread = options.ramp_window / options.time_scale
         return {
-            "tenant_token": self._fleet.get("tenant_token") or "",
+            "tenant_token": options.tenant_token or self._fleet.get("tenant_token") or "",
             "poll_interval": self._fleet.get("poll_interval"),
             "seed": int(self._fleet.get("seed") or 0),
             "time_scale": options.time_scale,

@@ -55,7 +55,7 @@ class FleetView:
         users: Callable[[], int],
         workers: Callable[[], list[str]],
     ) -> None:
-        self._lag_bound = lag_bound_s
+        self.lag_bound = lag_bound_s
         self._users = users
         self._workers = workers
         self._reports: dict[str, dict[str, Any]] = {}
@@ -63,6 +63,8 @@ class FleetView:
         self._last_warning = 0.0
         self.rollout = FleetSnapshot()  # only the rollout_* fields are used
         self.lag_warning: str | None = None
+        self.accept_warning: str | None = None  # set by the acceptance watch
+        self._accepted_share_peak: float | None = None
 
     def update(self, client: str, report: dict[str, Any]) -> None:
         self._reports[client] = report
@@ -73,9 +75,9 @@ class FleetView:
             return
         p99 = percentile_s(counts, 0.99)
         self._lag[client] = (p99, float(report.get("lag_max", 0.0)))
-        if p99 > self._lag_bound:
+        if p99 > self.lag_bound:
             self.lag_warning = (
-                f"scheduler lag p99 {p99:.2f} s on {client} exceeds {self._lag_bound:g} s: "
+                f"scheduler lag p99 {p99:.2f} s on {client} exceeds {self.lag_bound:g} s: "
                 "the load generator is saturated, its latencies are not the server's"
             )
             now = time.monotonic()
@@ -99,6 +101,10 @@ class FleetView:
                 by_status.update(report["status"])
                 by_phase.update(report["phases"])
         lags = [lag for client, lag in self._lag.items() if client in live]
+        simulated = sum(by_status.values())
+        if simulated:
+            share = by_status.get("accepted", 0) / simulated
+            self._accepted_share_peak = max(share, self._accepted_share_peak or 0.0)
         return replace(
             self.rollout,
             users=self._users(),
@@ -110,4 +116,5 @@ class FleetView:
             download_seconds=dl_s,
             scheduler_lag_p99_s=max((p for p, _ in lags), default=0.0),
             scheduler_lag_max_s=max((m for _, m in lags), default=0.0),
+            accepted_share_peak=self._accepted_share_peak,
         )

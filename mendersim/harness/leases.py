@@ -40,6 +40,10 @@ class LeaseBook:
     def leased(self, key: str) -> list[str]:
         return list(self._leases.get(key, ()))
 
+    def in_hand(self) -> list[str]:
+        """Every device handed to a worker's process now."""
+        return [d for key, held in self._leases.items() for d in held[: self._handed.get(key, 0)]]
+
     def lease(
         self, key: str, more: int, live_keys: Collection[str] = (), *, restart: bool = False
     ) -> list[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from mendersim.errors import ConfigError
-from mendersim.harness import mqtt_options
+from mendersim.harness import mqtt_options, secrets
 
+# Fixed for the life of the process: a new swarm keeps the values the process started with.
+FIXED = ("db", "fleet", "worker_id", "log_file", "log_level")
 CONNECTION_POLICIES = ("fresh", "keepalive")
 SCENARIOS = ("steady", "ramp", "rollout")
 # Options each process keeps for itself: the master must not hand its own to the workers.
@@ -22,10 +25,18 @@ def add_arguments(parser: Any) -> None:
         env = "MENDERSIM_" + name.removeprefix("--mendersim-").upper().replace("-", "_")
         parser.add_argument(name, env_var=env, **kwargs)
 
-    option("--mendersim-db", default="fleet.db", help="Seed store (SQLite) holding the fleet")
+    # Fixed for the life of the process (the store is open, the log configured): not offered
+    # in the web UI's start form, where a changed value could not take effect.
+    option(
+        "--mendersim-db",
+        default="fleet.db",
+        include_in_web_ui=False,
+        help="Seed store (SQLite) holding the fleet",
+    )
     option(
         "--mendersim-fleet",
         default="",
+        include_in_web_ui=False,
         help="Fleet config (YAML); seeded into --mendersim-db first when that file does not exist",
     )
     option(
@@ -81,7 +92,27 @@ def add_arguments(parser: Any) -> None:
         "--mendersim-mgmt-token",
         default="",
         is_secret=True,
-        help="Management API token of a real server (for the rollout scenario)",
+        help="Management API token of a real server (for the rollout scenario); prefer the "
+        "environment variable or --mendersim-mgmt-token-file: a command line is visible in ps",
+    )
+    option(
+        "--mendersim-mgmt-token-file",
+        default="",
+        include_in_web_ui=False,
+        help="File holding the management API token (read at each test start)",
+    )
+    option(
+        "--mendersim-tenant-token",
+        default="",
+        is_secret=True,
+        help="Tenant token the devices send (hosted Mender); overrides the fleet config's",
+    )
+    option(
+        "--mendersim-accept-timeout",
+        type=float,
+        default=0.0,
+        help="Seconds after spawning within which every device should be accepted, else the "
+        "harness warns (default 0: three poll intervals at the time scale)",
     )
     option(
         "--mendersim-lag-bound",
@@ -92,12 +123,14 @@ def add_arguments(parser: Any) -> None:
     option(
         "--mendersim-log-file",
         default="",
+        include_in_web_ui=False,
         help="Rotating log of the simulator's decisions (default: the fleet config's "
         "logging.file, else simulator.log); the console keeps warnings only",
     )
     option(
         "--mendersim-log-level",
         default="",
+        include_in_web_ui=False,
         help="Level of --mendersim-log-file (default: the fleet config's logging.level, else INFO)",
     )
     option(
@@ -125,10 +158,17 @@ class HarnessOptions:
     rollout_artifact_size: int
     rollout_delay: float
     mgmt_token: str
+    tenant_token: str
+    accept_timeout: float
     lag_bound: float
     worker_id: str
     log_file: str
     log_level: str
+
+    def reread(self, parsed: Any) -> HarnessOptions:
+        """The options of a new swarm (the web UI's start form may have changed them)."""
+        current = {**vars(parsed), **{f"mendersim_{name}": getattr(self, name) for name in FIXED}}
+        return HarnessOptions.from_parsed(argparse.Namespace(**current))
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> HarnessOptions:
@@ -168,7 +208,13 @@ class HarnessOptions:
             rollout_share=share,
             rollout_artifact_size=int(positive("rollout_artifact_size")),
             rollout_delay=positive("rollout_delay", allow_zero=True),
-            mgmt_token=str(get("mgmt_token") or ""),
+            mgmt_token=secrets.token_from(
+                str(get("mgmt_token") or ""),
+                str(getattr(parsed, "mendersim_mgmt_token_file", "") or ""),
+                "--mendersim-mgmt-token-file",
+            ),
+            tenant_token=str(getattr(parsed, "mendersim_tenant_token", "") or ""),
+            accept_timeout=positive("accept_timeout", allow_zero=True),
             lag_bound=positive("lag_bound"),
             worker_id=str(get("worker_id") or ""),
             log_file=str(get("log_file") or ""),

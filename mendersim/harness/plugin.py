@@ -24,9 +24,10 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from mendersim.errors import MendersimError
+from mendersim.errors import ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import embedded, mqtt_options, options, webui, wire
+from mendersim.harness.acceptance import AcceptanceWatch, default_timeout
 from mendersim.harness.coordinator import Coordinator
 from mendersim.harness.fleetview import FleetView, process_report
 from mendersim.harness.leases import NotEnoughDevices
@@ -34,6 +35,7 @@ from mendersim.harness.options import HarnessOptions
 from mendersim.harness.pool import DevicePool
 from mendersim.harness.rollout import Rollout, RolloutPlan
 from mendersim.harness.storewriter import STORE_BEHIND_EXIT
+from mendersim.harness.thresholds import load_rules
 from mendersim.logsetup import configure_from
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class Harness:
         self.view: FleetView | None = None
         self._rollout: Rollout | None = None
         self._commander: Any = None
+        self._acceptance: AcceptanceWatch | None = None
         self._reporter: gevent.Greenlet | None = None
         self._server: Any = None
 
@@ -140,16 +143,8 @@ class Harness:
         if isinstance(self.runner, MasterRunner):
             self.environment.events.worker_report.add_listener(self._on_worker_report)
         if self.web_ui is not None:
-            webui.install(self.web_ui, self.view)
-        if opts.scenario == "rollout":
-            plan = RolloutPlan(
-                share=opts.rollout_share,
-                artifact_size=opts.rollout_artifact_size,
-                device_types=self.coordinator.device_types(),
-                start_delay_s=opts.rollout_delay,
-                identities=self.coordinator.identities,
-            )
-            self._rollout = Rollout(self.environment, self.view, plan, self._management)
+            webui.install(self.web_ui, self.view, self.start_rollout)
+        self._check_needs(opts)
         seed = int(store.fleet_config().get("seed", 0))
         self._commander = mqtt_options.commander_for(self.environment, seed)
         logger.info(
@@ -174,17 +169,55 @@ class Harness:
         """Undo a partial start-up (stop the embedded server, close the store)."""
         self._stack.close()
 
-    def _management(self) -> Any:
-        if self._server is not None:
+    def _check_needs(self, opts: HarnessOptions) -> None:
+        """What the scenario needs, checked before any device starts (ConfigError, exit 2)."""
+        if opts.scenario == "rollout" and self._server is None and not opts.mgmt_token:
+            raise ConfigError(
+                "--mendersim-mgmt-token",
+                f"the rollout scenario needs a management token for {self.environment.host} "
+                "(MENDERSIM_MGMT_TOKEN or --mendersim-mgmt-token-file)",
+            )
+        thresholds_file = getattr(self.environment.parsed_options, "thresholds", "")
+        if thresholds_file:
+            load_rules(thresholds_file)
+
+    def _management(self, token: str = "") -> Any:
+        if not token and self._server is not None:
             return self._server.management()
-        if not self.options.mgmt_token:
-            raise MendersimError(
-                "--mendersim-mgmt-token: the rollout scenario needs a management token for "
-                f"{self.environment.host}"
+        token = token or self.options.mgmt_token
+        if not token:
+            raise ConfigError(
+                "--mendersim-mgmt-token",
+                f"a rollout needs a management token for {self.environment.host}",
             )
         from mendersim.mender_api.management import ManagementClient
 
-        return ManagementClient(self.environment.host, self.options.mgmt_token)
+        return ManagementClient(self.environment.host, token)
+
+    def _rollout_plan(self, share: float, artifact_size: int, delay: float) -> RolloutPlan:
+        return RolloutPlan(
+            share=share,
+            artifact_size=artifact_size,
+            device_types=self.coordinator.device_types(),
+            start_delay_s=delay,
+            identities=self.coordinator.identities,
+        )
+
+    def start_rollout(self, share: float, artifact_size: int, token: str) -> str:
+        """The Fleet tab's "Roll out": deploy now to a share of the accepted devices."""
+        if not 0 < share <= 1:
+            raise ConfigError("share", f"{share} is not in (0, 1]")
+        if artifact_size <= 0:
+            raise ConfigError("artifact_size", "must be more than zero")
+        if self.runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+            raise MendersimError("roll out: start a swarm first")
+        if self._rollout is not None and self._rollout.running:
+            raise MendersimError("roll out: a rollout is already in progress")
+        management = self._management(token)  # refuses before anything starts
+        plan = self._rollout_plan(share, artifact_size, 0.0)
+        self._rollout = Rollout(self.environment, self.view, plan, lambda: management)
+        self._rollout.start()
+        return f"rollout to {share:.0%} of the accepted devices started"
 
     def _live_workers(self) -> list[str]:
         if isinstance(self.runner, MasterRunner):
@@ -194,6 +227,22 @@ class Harness:
     # -- coordinating side ---------------------------------------------------------------------
 
     def _on_test_start(self, **_: Any) -> None:
+        # The web UI's start form may have changed the options of this swarm.
+        try:
+            opts = self.options.reread(self.environment.parsed_options)
+            self._check_needs(opts)
+        except MendersimError as exc:
+            self._refuse(str(exc))
+            return
+        self.options = opts
+        self.coordinator.reconfigure(opts)
+        self.view.lag_bound = opts.lag_bound
+        self._rollout = None
+        if opts.scenario == "rollout":
+            plan = self._rollout_plan(
+                opts.rollout_share, opts.rollout_artifact_size, opts.rollout_delay
+            )
+            self._rollout = Rollout(self.environment, self.view, plan, self._management)
         wanted = getattr(self.runner, "target_user_count", None) or (
             self.environment.parsed_options.num_users or 0
         )
@@ -201,6 +250,13 @@ class Harness:
             self._refuse(str(NotEnoughDevices(wanted, self.coordinator.fleet_size)))
             return
         self.coordinator.start_writing()
+        timeout = opts.accept_timeout or default_timeout(
+            self.coordinator.poll_interval(),
+            opts.time_scale,
+            opts.ramp_window if opts.scenario == "ramp" else 0.0,
+        )
+        self._acceptance = AcceptanceWatch(self.environment, self.view, timeout)
+        self._acceptance.start()
         if not isinstance(self.runner, MasterRunner):
             self._reporter = gevent.spawn(self._report_locally)
         if self._rollout is not None:
@@ -209,6 +265,8 @@ class Harness:
             self._commander.start()
 
     def _on_test_stopping(self, **_: Any) -> None:
+        if self._acceptance is not None:
+            self._acceptance.stop()
         if self._rollout is not None:
             self._rollout.stop()
         if self._commander is not None:

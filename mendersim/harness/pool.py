@@ -36,6 +36,16 @@ SEND_COALESCE_S = 0.25
 IN_FLIGHT_GRACE_S = 3.0
 
 
+NOT_ACCEPTED = "not accepted"
+
+
+def seen_status(device: Device) -> str:
+    """A device's status as this run has seen it: accepted only by an answer of this server."""
+    if device.status == "rejected":
+        return "rejected"
+    return "accepted" if device.accepted_in_run else NOT_ACCEPTED
+
+
 class LeaseRefused(MendersimError):
     """The master could not give this worker the devices its users need."""
 
@@ -97,7 +107,7 @@ class DevicePool:
         by_status: Counter[str] = Counter()
         by_phase: Counter[str] = Counter()
         for device in self._records:
-            by_status[device.status] += 1
+            by_status[seen_status(device)] += 1
             if device.phase != "idle":
                 by_phase[device.phase] += 1
         return by_status, by_phase

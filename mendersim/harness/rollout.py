@@ -95,6 +95,10 @@ class Rollout:
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
 
+    @property
+    def running(self) -> bool:
+        return self._greenlet is not None and not self._greenlet.dead
+
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
@@ -143,6 +147,8 @@ class Rollout:
         started_wall, started = time.time(), time.monotonic()
         self._view.rollout.rollout_started_at = started_wall
         self._view.rollout.rollout_targets = len(targets)
+        self._view.rollout.rollout_done = 0
+        self._view.rollout.rollout_finished_s = None
         logger.info(
             "rollout: deployment %s of %s to %d of %d accepted devices",
             deployment_id,

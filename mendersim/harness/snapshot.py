@@ -16,6 +16,8 @@ class FleetSnapshot:
     download_seconds: float = 0.0
     scheduler_lag_p99_s: float = 0.0  # over the last interval, worst worker
     scheduler_lag_max_s: float = 0.0
+    # highest share of the simulated devices accepted by this server at once, over the run
+    accepted_share_peak: float | None = None
     rollout_started_at: float | None = None  # unix time the rollout deployment was created
     rollout_finished_s: float | None = None  # seconds from creation until every target finished
     rollout_targets: int = 0

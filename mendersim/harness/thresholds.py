@@ -24,6 +24,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
+from mendersim.device import steps
 from mendersim.errors import ConfigError
 from mendersim.harness import stats as names
 from mendersim.harness.runinfo import RunInfo
@@ -96,6 +97,9 @@ def _update_time_p95_s(run: Measurements) -> float | None:
 
 
 FLEET_METRICS = {
+    "accepted_share": Metric(
+        False, "", lambda run: run.fleet.accepted_share_peak if run.fleet else None
+    ),
     "deployment_success_rate": Metric(
         False, "", lambda run: run.fleet.success_rate() if run.fleet else None
     ),
@@ -118,7 +122,8 @@ _NON_NEGATIVE = {"type": "number", "minimum": 0}
 
 def _section_schema(metrics: dict[str, Metric]) -> dict[str, Any]:
     properties = {
-        key: _RATIO if key.endswith(("_ratio", "_rate")) else _NON_NEGATIVE for key in metrics
+        key: _RATIO if key.endswith(("_ratio", "_rate", "_share")) else _NON_NEGATIVE
+        for key in metrics
     }
     return {
         "type": "object",
@@ -187,6 +192,12 @@ def load_rules(path: str) -> list[Rule]:
     if error is not None:
         key = ".".join(str(part) for part in error.absolute_path) or "top level"
         raise ConfigError(f"{path}: {key}", error.message)
+    unknown = sorted(set(document.get("steps", {})) - set(steps.known()))
+    if unknown:
+        raise ConfigError(
+            f"{path}: steps.{unknown[0]}",
+            f"no such step (known: {', '.join(steps.known())})",
+        )
     rules = [
         Rule(f"steps.{step}.{key}", limit, STEP_METRICS[key], step)
         for step, limits in document.get("steps", {}).items()

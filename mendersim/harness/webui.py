@@ -8,28 +8,45 @@ our own. `/mendersim/fleet` serves the full snapshot as JSON for scripts and das
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import ImmutableMultiDict
 
+from mendersim.device.engine import PHASES
+from mendersim.errors import ConfigError, MendersimError
+from mendersim.harness import secrets
 from mendersim.harness.fleetview import FleetView
 from mendersim.harness.snapshot import FleetSnapshot
 
 TAB = "fleet"
 
 
-def fleet_rows(snapshot: FleetSnapshot, lag_warning: str | None) -> list[dict[str, str]]:
-    """The tab's table: one row per figure, grouped by a prefix users can scan."""
+STATUS_ORDER = ("accepted", "not accepted", "rejected")
+OUTCOME_ORDER = ("success", "failure", "already-installed", "noartifact", "aborted")
+
+
+def _ordered(counts: dict[str, int], order: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Known keys in their life-cycle order first, then any other key alphabetically."""
+    rank = {key: index for index, key in enumerate(order)}
+    return sorted(counts.items(), key=lambda item: (rank.get(item[0], len(order)), item[0]))
+
+
+def fleet_rows(snapshot: FleetSnapshot, view: FleetView) -> list[dict[str, str]]:
+    """The tab's table: one row per figure, in a fixed order (users, devices in life-cycle
+    order, deployments, outcomes, downloads, generator, rollout, warnings)."""
     rows: list[tuple[str, str]] = [("users", str(snapshot.users))]
     if snapshot.workers:
         rows.append(("workers", str(snapshot.workers)))
-    rows += [(f"devices: {k}", str(v)) for k, v in sorted(snapshot.devices_by_status.items())]
+    statuses = {key: 0 for key in STATUS_ORDER[:2]} | snapshot.devices_by_status
+    rows += [(f"devices: {k} (this run)", str(v)) for k, v in _ordered(statuses, STATUS_ORDER)]
     rows += [
         (f"deployments in progress: {k}", str(v))
-        for k, v in sorted(snapshot.deployments_by_state.items())
+        for k, v in _ordered(snapshot.deployments_by_state, PHASES)
     ]
-    rows += [(f"outcome: {k}", str(v)) for k, v in sorted(snapshot.outcomes.items())]
+    rows += [(f"outcome: {k}", str(v)) for k, v in _ordered(snapshot.outcomes, OUTCOME_ORDER)]
     rate = snapshot.success_rate()
     if rate is not None:
         rows.append(("deployment success rate", f"{rate:.1%}"))
@@ -39,16 +56,33 @@ def fleet_rows(snapshot: FleetSnapshot, lag_warning: str | None) -> list[dict[st
         rows.append(("download throughput per device", f"{kbps:.0f} kB/s"))
     rows.append(("scheduler lag p99 (worst worker)", f"{snapshot.scheduler_lag_p99_s:.3f} s"))
     rows.append(("scheduler lag max", f"{snapshot.scheduler_lag_max_s:.3f} s"))
-    if lag_warning:
-        rows.append(("WARNING", lag_warning))
     if snapshot.rollout_targets:
         rows.append(("rollout", f"{snapshot.rollout_done} of {snapshot.rollout_targets} finished"))
         if snapshot.rollout_finished_s is not None:
             rows.append(("rollout duration", f"{snapshot.rollout_finished_s:.1f} s"))
+    rows.append(("roll out now", "form at /mendersim/rollout (share, artifact size, token)"))
+    for warning in (view.accept_warning, view.lag_warning):
+        if warning:
+            rows.append(("WARNING", warning))
     return [{"name": name, "value": value} for name, value in rows]
 
 
-def install(web_ui: Any, view: FleetView) -> None:
+ROLLOUT_FORM = """<!doctype html><title>mendersim: roll out</title>
+<h1>Roll out an update to the running fleet</h1>
+<form method="post">
+<p><label>Share of the accepted devices <input name="share" value="0.1"></label>
+<p><label>Artifact payload bytes <input name="artifact_size" value="1048576"></label>
+<p><label>Management token (empty: the embedded server's, or the run's option)
+<input name="token" type="password" autocomplete="off"></label>
+<p><button>Roll out</button></form>"""
+
+# Starts a rollout of (share, artifact size, token or "") now; returns what the user is told.
+StartRollout = Callable[[float, int, str], str]
+
+
+def install(web_ui: Any, view: FleetView, start_rollout: StartRollout) -> None:
+    """The Fleet tab, its JSON, the "Roll out" action, and the secrets kept off the page."""
+    _keep_secrets_off_the_page(web_ui)
     web_ui.template_args["extended_tabs"] = [{"title": "Fleet", "key": TAB}]
     web_ui.template_args["extended_tables"] = [
         {
@@ -60,7 +94,27 @@ def install(web_ui: Any, view: FleetView) -> None:
 
     @blueprint.route("/fleet")
     def fleet_json() -> Response:
-        return jsonify({**asdict(view.snapshot()), "lag_warning": view.lag_warning})
+        return jsonify(
+            {
+                **asdict(view.snapshot()),
+                "lag_warning": view.lag_warning,
+                "accept_warning": view.accept_warning,
+            }
+        )
+
+    @blueprint.route("/rollout", methods=["GET", "POST"])
+    def rollout() -> Response | str:
+        if request.method == "GET":
+            return ROLLOUT_FORM
+        try:
+            share = float(request.form.get("share", "0.1"))
+            size = int(request.form.get("artifact_size", str(1 << 20)))
+            message = start_rollout(share, size, request.form.get("token", ""))
+        except (ValueError, ConfigError) as exc:
+            return jsonify({"success": False, "message": f"roll out: {exc}"}), 400
+        except MendersimError as exc:
+            return jsonify({"success": False, "message": str(exc)}), 409
+        return jsonify({"success": True, "message": message})
 
     web_ui.app.register_blueprint(blueprint)
 
@@ -69,8 +123,23 @@ def install(web_ui: Any, view: FleetView) -> None:
         if request.path != "/stats/requests" or response.status_code != 200:
             return response
         body = json.loads(response.get_data())
-        body["extended_stats"] = [
-            {"key": TAB, "data": fleet_rows(view.snapshot(), view.lag_warning)}
-        ]
+        body["extended_stats"] = [{"key": TAB, "data": fleet_rows(view.snapshot(), view)}]
         response.set_data(json.dumps(body))
         return response
+
+
+def _keep_secrets_off_the_page(web_ui: Any) -> None:
+    """Blank secret values in the start page; an empty secret field posted keeps the token."""
+    render_arguments = web_ui.update_template_args
+
+    def update_template_args() -> None:
+        render_arguments()
+        secrets.blank_secrets(web_ui.template_args.get("extra_options") or {})
+
+    web_ui.update_template_args = update_template_args
+    update_template_args()
+
+    @web_ui.app.before_request
+    def keep_unposted_secrets() -> None:
+        if request.method == "POST" and request.path.endswith("/swarm"):
+            request.form = ImmutableMultiDict(secrets.posted_without_blanks(request.form))

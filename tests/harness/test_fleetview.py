@@ -42,7 +42,7 @@ def test_lag_above_the_bound_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="mendersim.harness.fleetview"):
         view.update("w", _report(lag_s=2.5))
     assert "scheduler lag p99" in caplog.text and "exceeds 1 s" in caplog.text
-    rows = {r["name"]: r["value"] for r in fleet_rows(view.snapshot(), view.lag_warning)}
+    rows = {r["name"]: r["value"] for r in fleet_rows(view.snapshot(), view)}
     assert rows["WARNING"].startswith("scheduler lag p99 2.")
     view.update("w", _report(lag_s=0.01))
     assert view.lag_warning is None
@@ -52,8 +52,8 @@ def test_fleet_tab_rows_show_rollout_progress():
     view = FleetView(1.0, users=lambda: 3, workers=lambda: ["w"])
     view.update("w", _report(accepted=3))
     view.rollout.rollout_targets, view.rollout.rollout_done = 10, 4
-    rows = {r["name"]: r["value"] for r in fleet_rows(view.snapshot(), None)}
-    assert rows["devices: accepted"] == "3"
+    rows = {r["name"]: r["value"] for r in fleet_rows(view.snapshot(), view)}
+    assert rows["devices: accepted (this run)"] == "3"
     assert rows["rollout"] == "4 of 10 finished"
 
 

@@ -19,6 +19,9 @@ DEFAULTS = {
     "rollout_artifact_size": 1_048_576,
     "rollout_delay": 120.0,
     "mgmt_token": "",
+    "mgmt_token_file": "",
+    "tenant_token": "",
+    "accept_timeout": 0.0,
     "lag_bound": 1.0,
     "worker_id": "",
     "log_file": "",
@@ -70,3 +73,12 @@ def test_ramp_window_is_real_seconds_whatever_the_time_scale(small_fleet):
     assert steady["poll_interval"] == 1800
     assert ramp.fleet_size == 40
     assert ramp.device_types() == ["gateway-s32g", "ivi-rcar-h3", "tcu-imx8mm"]
+
+
+def test_the_management_token_comes_from_a_file_unless_given(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n", encoding="utf-8")
+    assert options(mgmt_token_file=str(token_file)).mgmt_token == "from-file"
+    assert options(mgmt_token="given", mgmt_token_file=str(token_file)).mgmt_token == "given"
+    with pytest.raises(ConfigError, match="--mendersim-mgmt-token-file: .*missing"):
+        options(mgmt_token_file=str(tmp_path / "missing"))

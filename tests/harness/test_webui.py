@@ -39,7 +39,7 @@ def test_fleet_tab_is_live_in_the_web_ui(small_fleet, tmp_path):
         assert fleet["users"] == 40
         assert fleet["devices_by_status"] == {"accepted": 40}
         assert tab["key"] == "fleet"
-        assert rows["devices: accepted"] == "40"
+        assert rows["devices: accepted (this run)"] == "40"
         assert "scheduler lag p99 (worst worker)" in rows
         page = requests.get(base, timeout=5).text
         assert '"extended_tabs"' in page or "extended_tabs" in page

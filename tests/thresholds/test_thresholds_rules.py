@@ -48,6 +48,7 @@ def stats_with(requests: dict[tuple[str, str], list[tuple[float, bool]]]) -> Req
         ("fleets:\n  rollout_seconds: 3\n", ": top level: Additional properties are not allowed"),
         ("", ": top level: None is not of type 'object'"),
         ("steps: [auth\n", ":2: not valid YAML"),
+        ("steps:\n  authh: {p95_ms: 5}\n", ": steps.authh: no such step (known: auth,"),
     ],
 )
 def test_bad_rules_files_give_one_line_errors_naming_file_and_key(tmp_path, text, message):
@@ -92,7 +93,7 @@ def test_step_rules_pass_fail_and_no_data(tmp_path):
             (
                 "steps:\n"
                 "  auth: {p50_ms: 100, p99_ms: 100, avg_ms: 60, failure_ratio: 0.1}\n"
-                "  missing: {p95_ms: 10}\n"
+                "  download: {p95_ms: 10}\n"  # a known step that never ran
                 "run: {failure_ratio: 0.01}\n"
             ),
         )
@@ -113,7 +114,7 @@ def test_step_rules_pass_fail_and_no_data(tmp_path):
         results["steps.auth.avg_ms"].measured == "95 ms" and not results["steps.auth.avg_ms"].passed
     )
     assert results["steps.auth.failure_ratio"].passed  # 0.1 <= 0.1: limits are inclusive
-    assert results["steps.missing.p95_ms"].verdict == "FAIL (no data)"
+    assert results["steps.download.p95_ms"].verdict == "FAIL (no data)"
     assert (
         results["run.failure_ratio"].measured == "0.1" and not results["run.failure_ratio"].passed
     )

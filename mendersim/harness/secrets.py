@@ -1,0 +1,47 @@
+"""Tokens given to a run: where they come from, and keeping them off the web UI's page.
+
+Locust renders every web-UI option with its value into the start page, secret ones too (only
+the input is masked), and a masked field posted back empty would wipe the token. Secrets are
+therefore blanked in the page and an empty secret field in `POST /swarm` keeps the value the
+process started with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mendersim.errors import ConfigError
+
+# parsed-option names of every secret option of the locustfile
+SECRET_OPTIONS = ("mendersim_mgmt_token", "mendersim_tenant_token", "influx_token")
+
+
+def token_from(value: str, file: str, option: str) -> str:
+    """The token given directly (option or environment), else read from `file`."""
+    if value or not file:
+        return value
+    try:
+        token = Path(file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(option, f"{file}: {exc.strerror or exc}") from None
+    if not token:
+        raise ConfigError(option, f"{file}: the file is empty")
+    return token
+
+
+def blank_secrets(extra_options: dict[str, dict[str, Any]]) -> None:
+    """Remove the values of secret options from the start page's option list."""
+    for name, described in extra_options.items():
+        if described.get("is_secret") or name in SECRET_OPTIONS:
+            described["default_value"] = ""
+
+
+def posted_without_blanks(form: Any) -> Any:
+    """The form of a swarm request minus secret fields left empty (they keep their value) and
+    an empty host (the run keeps its server, the embedded one when none was given)."""
+    kept = form.copy()
+    for name in (*SECRET_OPTIONS, "host"):
+        if name in kept and not kept.get(name):
+            kept.pop(name)
+    return kept
