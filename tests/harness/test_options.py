@@ -80,5 +80,5 @@ def test_the_management_token_comes_from_a_file_unless_given(tmp_path):
     token_file.write_text("from-file\n", encoding="utf-8")
     assert options(mgmt_token_file=str(token_file)).mgmt_token == "from-file"
     assert options(mgmt_token="given", mgmt_token_file=str(token_file)).mgmt_token == "given"
-    with pytest.raises(ConfigError, match="--mendersim-mgmt-token-file: .*missing"):
+    with pytest.raises(ConfigError, match=r"--mendersim-mgmt-token-file: .*missing"):
         options(mgmt_token_file=str(tmp_path / "missing"))
