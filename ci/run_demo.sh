@@ -32,11 +32,12 @@ trap 'kill "$MQTT_PID" 2>/dev/null || true' EXIT
     --mendersim-db "$FLEET_DB" \
     --mendersim-time-scale 0.00333 \
     --mendersim-scenario rollout --mendersim-rollout-share 0.1 --mendersim-rollout-delay 30 \
-    --mendersim-log-file "$OUT/simulator.log" \
+    --mendersim-log-file "$OUT/simulator.log" --mendersim-server-log "$OUT/server.log" \
     --mendersim-mqtt-host 127.0.0.1 --mendersim-mqtt-port "$MQTT_PORT" \
     --mendersim-telemetry-truth "$OUT/anomalies.jsonl" \
     --html "$OUT/report.html" --csv "$OUT/stats" \
     2> "$OUT/locust.log" || status=$?
 
-echo "report: $OUT/report.html  statistics: $OUT/stats_*.csv  logs: $OUT/locust.log $OUT/simulator.log  anomalies: $OUT/anomalies.jsonl"
+echo "report: $OUT/report.html  statistics: $OUT/stats_*.csv  anomalies: $OUT/anomalies.jsonl"
+echo "logs: $OUT/locust.log $OUT/simulator.log $OUT/server.log"
 exit "${status:-0}"

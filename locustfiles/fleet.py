@@ -1,13 +1,18 @@
-"""A fleet of simulated Mender devices: `locust -f locustfiles/fleet.py` (options: `--help`)."""
+"""A fleet of simulated Mender devices: `locust -f locustfiles/fleet.py`.
+
+Locust's `--help` cannot list this file's options (it prints before loading it):
+`mendersim options` lists every one with its environment variable and default.
+"""
 
 from locust import events
 
-from mendersim.harness import influx, plugin, thresholds
+from mendersim.harness import console, influx, plugin, thresholds
 from mendersim.harness.user import DeviceUser
 
 # Order matters: Locust calls `quitting` listeners last-registered first, so the harness (set up
 # last) stops the devices and writes the store and reports before InfluxDB's final flush and
-# the threshold verdict read the figures.
+# the threshold verdict read the figures; the console summary, set up first, comes last.
+console.setup(events)
 influx.setup(events)
 thresholds.setup(events)
 plugin.setup(events)

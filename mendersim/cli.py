@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "mendersim.fleet.commands",
     "mendersim.server.commands",
     "mendersim.artifact.commands",
+    "mendersim.mender_api.preauthorize",
+    "mendersim.harness.optionlist",
 )
 
 

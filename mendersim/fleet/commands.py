@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mendersim.errors import ConfigError
+from mendersim.fleet.export import export
 from mendersim.fleet.profiles import load_fleet
 from mendersim.fleet.seed import seed_store
 from mendersim.fleet.store import SeedStore
@@ -40,10 +42,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fleet",
         help="summarise a seed store",
         description="Counts of a seed store's devices by profile, key type, status and "
-        "installed artifact, and of its deployment history by result.",
+        "installed artifact, and of its deployment history by result; `fleet export DB` writes "
+        "device id, profile, device type, key type, identity data and public key of every "
+        "device (never the private key).",
     )
-    fleet.add_argument("db", help="seed store file")
+    fleet.add_argument(
+        "target",
+        nargs="+",
+        metavar="[export] DB",
+        help="seed store file; `export DB` writes every device's identity and public key",
+    )
     fleet.add_argument("--json", action="store_true", help="print the counts as JSON")
+    fleet.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="export: CSV or JSON lines"
+    )
+    fleet.add_argument("-o", "--output", default="-", help="export: output file (default stdout)")
     fleet.set_defaults(func=run_fleet)
 
 
@@ -73,7 +86,27 @@ def run_seed(args: argparse.Namespace) -> int:
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    with SeedStore.open(args.db) as store:
+    if args.target[0] == "export":
+        if len(args.target) != 2:
+            raise ConfigError("fleet export", "give exactly one seed store: fleet export DB")
+        return _run_export(args.target[1], args.format, args.output)
+    if len(args.target) != 1:
+        raise ConfigError("fleet", f"one seed store expected, not {' '.join(args.target)}")
+    with SeedStore.open(args.target[0]) as store:
         summary = store.summary()
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _run_export(db: str, fmt: str, output: str) -> int:
+    with SeedStore.open(db) as store:
+        if output == "-":
+            export(store, sys.stdout, fmt)
+            return 0
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                count = export(store, out, fmt)
+        except OSError as exc:
+            raise ConfigError("--output", f"{output}: {exc.strerror or exc}") from None
+    print(f"{output}: {count} devices", file=sys.stderr)
     return 0

@@ -28,13 +28,15 @@ def ensure_seeded(db: str, fleet: str) -> None:
         raise MendersimError(lines[-1] if lines else f"seeding {fleet} failed")
 
 
-def start_embedded_server(stack: ExitStack) -> Any:
+def start_embedded_server(stack: ExitStack, log_file: str = "") -> Any:
     """Start the embedded Mender server on a free local port; it stops when `stack` closes.
 
-    Devices are accepted automatically, as after pre-authorisation on a real server.
+    Devices are accepted automatically, as after pre-authorisation on a real server. Its log
+    goes to `log_file` when given (kept), else to a temporary file removed once it is up.
     """
     from mendersim.server.process import running_server
 
-    handle = stack.enter_context(running_server("--acceptance", "auto"))
+    log = Path(log_file) if log_file else None
+    handle = stack.enter_context(running_server("--acceptance", "auto", log_file=log))
     logger.info("embedded Mender server at %s", handle.url)
     return handle

@@ -65,6 +65,7 @@ class FleetView:
         self.lag_warning: str | None = None
         self.accept_warning: str | None = None  # set by the acceptance watch
         self._accepted_share_peak: float | None = None
+        self._accepted_peak = 0
 
     def update(self, client: str, report: dict[str, Any]) -> None:
         self._reports[client] = report
@@ -105,6 +106,7 @@ class FleetView:
         if simulated:
             share = by_status.get("accepted", 0) / simulated
             self._accepted_share_peak = max(share, self._accepted_share_peak or 0.0)
+            self._accepted_peak = max(self._accepted_peak, by_status.get("accepted", 0))
         return replace(
             self.rollout,
             users=self._users(),
@@ -117,4 +119,5 @@ class FleetView:
             scheduler_lag_p99_s=max((p for p, _ in lags), default=0.0),
             scheduler_lag_max_s=max((m for _, m in lags), default=0.0),
             accepted_share_peak=self._accepted_share_peak,
+            accepted_peak=self._accepted_peak,
         )

@@ -11,7 +11,7 @@ from mendersim.errors import ConfigError
 from mendersim.harness import mqtt_options, secrets
 
 # Fixed for the life of the process: a new swarm keeps the values the process started with.
-FIXED = ("db", "fleet", "worker_id", "log_file", "log_level")
+FIXED = ("db", "fleet", "worker_id", "log_file", "log_level", "server_log")
 CONNECTION_POLICIES = ("fresh", "keepalive")
 SCENARIOS = ("steady", "ramp", "rollout")
 # Options each process keeps for itself: the master must not hand its own to the workers.
@@ -134,6 +134,12 @@ def add_arguments(parser: Any) -> None:
         help="Level of --mendersim-log-file (default: the fleet config's logging.level, else INFO)",
     )
     option(
+        "--mendersim-server-log",
+        default="",
+        include_in_web_ui=False,
+        help="File the embedded server's log is appended to (default: not kept)",
+    )
+    option(
         "--mendersim-worker-id",
         default="",
         include_in_web_ui=False,
@@ -164,6 +170,7 @@ class HarnessOptions:
     worker_id: str
     log_file: str
     log_level: str
+    server_log: str
 
     def reread(self, parsed: Any) -> HarnessOptions:
         """The options of a new swarm (the web UI's start form may have changed them)."""
@@ -219,4 +226,5 @@ class HarnessOptions:
             worker_id=str(get("worker_id") or ""),
             log_file=str(get("log_file") or ""),
             log_level=str(get("log_level") or ""),
+            server_log=str(getattr(parsed, "mendersim_server_log", "") or ""),
         )

@@ -130,7 +130,7 @@ class Harness:
         if self.environment.parsed_options.headless and wanted > self.coordinator.fleet_size:
             raise NotEnoughDevices(wanted, self.coordinator.fleet_size)
         if not self.environment.host:
-            self._server = embedded.start_embedded_server(self._stack)
+            self._server = embedded.start_embedded_server(self._stack, opts.server_log)
             self.environment.host = self._server.url
             self.environment.parsed_options.host = self._server.url
         self.view = FleetView(

@@ -8,10 +8,9 @@ process started with.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from mendersim.errors import ConfigError
+from mendersim.mender_api.tokens import read_token_file
 
 # parsed-option names of every secret option of the locustfile
 SECRET_OPTIONS = ("mendersim_mgmt_token", "mendersim_tenant_token", "influx_token")
@@ -21,13 +20,7 @@ def token_from(value: str, file: str, option: str) -> str:
     """The token given directly (option or environment), else read from `file`."""
     if value or not file:
         return value
-    try:
-        token = Path(file).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(option, f"{file}: {exc.strerror or exc}") from None
-    if not token:
-        raise ConfigError(option, f"{file}: the file is empty")
-    return token
+    return read_token_file(file, option)
 
 
 def blank_secrets(extra_options: dict[str, dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ class FleetSnapshot:
     scheduler_lag_max_s: float = 0.0
     # highest share of the simulated devices accepted by this server at once, over the run
     accepted_share_peak: float | None = None
+    accepted_peak: int = 0  # most devices accepted by this server at once
     rollout_started_at: float | None = None  # unix time the rollout deployment was created
     rollout_finished_s: float | None = None  # seconds from creation until every target finished
     rollout_targets: int = 0

@@ -303,6 +303,7 @@ def judge(environment: Environment, fleet: FleetSnapshot | None) -> list[RuleRes
         environment.process_exit_code = max(environment.process_exit_code or 0, 2)
         return None
     results = evaluate(rules, Measurements(environment.stats, fleet))
+    environment.mendersim_verdict = results  # for the closing console summary
     print(text_table(results), flush=True)
     now = time.time()
     if options.thresholds_junit:

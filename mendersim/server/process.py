@@ -64,7 +64,12 @@ class _PortTaken(MendersimError):
     """The free port found was taken by someone else before the server bound it."""
 
 
-def _start(args: tuple[str, ...], data_dir: Path | None, env: Mapping[str, str] | None):
+def _start(
+    args: tuple[str, ...],
+    data_dir: Path | None,
+    env: Mapping[str, str] | None,
+    log_file: Path | None = None,
+):
     port = free_port()
     token = secrets.token_hex(16)
     command = [
@@ -80,11 +85,11 @@ def _start(args: tuple[str, ...], data_dir: Path | None, env: Mapping[str, str] 
     ]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    log_path = Path(tempfile.gettempdir()) / f"mendersim-server-{port}-{token[:8]}.log"
+    log_path = log_file or Path(tempfile.gettempdir()) / f"mendersim-server-{port}-{token[:8]}.log"
     # The token goes by environment (never on a command line, where `ps` shows it); the
     # parent PID lets the server end with this process however it ends.
     child_env = {**os.environ, **(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
-    with open(log_path, "wb") as stderr:
+    with open(log_path, "ab" if log_file else "wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=child_env)
     handle = ServerHandle(f"http://127.0.0.1:{port}", token, process)
     try:
@@ -93,7 +98,8 @@ def _start(args: tuple[str, ...], data_dir: Path | None, env: Mapping[str, str] 
         _stop(process)
         raise
     finally:
-        log_path.unlink(missing_ok=True)
+        if log_file is None:
+            log_path.unlink(missing_ok=True)
     return handle
 
 
@@ -109,13 +115,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def running_server(
-    *args: str, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> Iterator[ServerHandle]:
     """`mendersim serve` on a free port of 127.0.0.1 with a random management token; stopped
     with SIGTERM (so it flushes its state) when the block ends."""
     for attempt in range(3):
         try:
-            handle = _start(args, data_dir, env)
+            handle = _start(args, data_dir, env, log_file)
             break
         except _PortTaken:
             if attempt == 2:

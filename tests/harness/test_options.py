@@ -26,6 +26,7 @@ DEFAULTS = {
     "worker_id": "",
     "log_file": "",
     "log_level": "",
+    "server_log": "",
 }
 
 
