@@ -77,6 +77,12 @@ def run_seed(args: argparse.Namespace) -> int:
     configure_from(fleet.document["logging"], file=args.log_file, level=args.log_level)
     with _private_files():
         result = seed_store(fleet, args.db, workers=args.workers, progress=not args.quiet)
+    if result.settings_changed:
+        print(
+            f"{args.db}: only run-time settings changed ({', '.join(result.settings_changed)}): "
+            "the store follows them, no device was regenerated; a run's --mendersim-tenant-token "
+            "or --host overrides them without seeding"
+        )
     if not args.quiet:
         print(
             f"{args.db}: {result.total} devices ({result.added} added, "

@@ -250,7 +250,7 @@ FLEET_SCHEMA: dict[str, Any] = {
             },
         },
     },
-    "required": ["server_url", "groups"],
+    "required": ["groups"],
     "additionalProperties": False,
 }
 

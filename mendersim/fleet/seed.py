@@ -64,6 +64,12 @@ class SeedResult:
     already: int  # devices the store held before this run
     added: int
     seconds: float
+    # run-time settings the config changed in an existing store (devices stay as they are)
+    settings_changed: tuple[str, ...] = ()
+
+
+# Fleet config fields that only steer runs: a store follows a change without new devices.
+RUN_TIME_SETTINGS = ("server_url", "tenant_token", "poll_interval", "logging")
 
 
 def device_id(profile: str, group: int, first_group_of_profile: bool, index: int) -> str:
@@ -201,24 +207,28 @@ def _refusal(store: SeedStore, fleet: FleetConfig) -> str | None:
     return None
 
 
-def _open_or_create(db: Path, fleet: FleetConfig) -> SeedStore:
+def _open_or_create(db: Path, fleet: FleetConfig) -> tuple[SeedStore, tuple[str, ...]]:
     meta = {"seed": fleet.seed, "fleet_config": fleet.document, "created_at": time.time()}
     if not db.exists():
         store = SeedStore.create(db, meta)
         with store.transaction():
             store.set_profiles(fleet.profiles)
         log.info("created seed store %s", db)
-        return store
+        return store, ()
     store = SeedStore.open(db)
     reason = _refusal(store, fleet)
     if reason:
         store.close()
         log.info("seeding %s refused: %s", db, reason)
         raise SeedRefused(f"{db}: refused: {reason}; seed the changed fleet into a new --db")
+    before = store.fleet_config()
+    changed = tuple(k for k in RUN_TIME_SETTINGS if before.get(k) != fleet.document.get(k))
+    if changed:
+        log.info("%s: run-time settings changed: %s", db, ", ".join(changed))
     with store.transaction():
         store.set_meta({"fleet_config": fleet.document})
         store.set_profiles(fleet.profiles)
-    return store
+    return store, changed
 
 
 @contextmanager
@@ -286,7 +296,7 @@ def _seed_locked(
     started: float,
     total: int,
 ) -> SeedResult:
-    store = _open_or_create(db, fleet)
+    store, changed = _open_or_create(db, fleet)
     try:
         seeded = store.seeded_indices()
         already = sum(len(v) for v in seeded.values())
@@ -307,7 +317,7 @@ def _seed_locked(
         store.close()
     seconds = time.monotonic() - started
     log.info("seeded %s: %d devices added, %d in total, %.1f s", db, added, total, seconds)
-    return SeedResult(total, already, added, seconds)
+    return SeedResult(total, already, added, seconds, changed)
 
 
 def _run_pool(

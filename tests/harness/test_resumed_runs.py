@@ -54,8 +54,8 @@ def test_a_persistent_server_is_counted_by_what_this_run_simulates(small_fleet, 
     with running_server("--db", str(state)) as server:
         management = server.management()
         assert management.count_devices("accepted") == 20  # the server kept its state
-        output = _run(tmp_path, "second", small_fleet, 10, "--host", server.url,
-                      "--mendersim-mgmt-token-file", str(_token_file(tmp_path, server)))  # fmt: skip
+        token = ("--mendersim-mgmt-token-file", str(_token_file(tmp_path, server)))
+        output = _run(tmp_path, "second", small_fleet, 10, "--host", server.url, *token)
         latest = max(management.list_deployments(), key=lambda d: d["created"])
         statistics = management.deployment_statistics(latest["id"])
     # 10 devices simulated now: the share is of them, not of the 20 the server remembers

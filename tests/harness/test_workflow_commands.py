@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from harness_helpers import TIME_SCALE, locust
+import yaml
+from harness_helpers import TIME_SCALE, locust, seed
 
 from mendersim.fleet.store import SeedStore
 from mendersim.server.process import running_server
@@ -84,3 +85,15 @@ def test_options_lists_every_locustfile_option_with_its_variable():
     assert listed["--thresholds"]["default"] == ""
     assert not listed["--mendersim-db"]["web_ui"]
     assert all(doc["env_var"] for doc in listed.values())
+
+
+def test_seed_says_when_only_run_time_settings_changed(tmp_path):
+    db = seed(tmp_path, [{"profile": "automotive", "count": 3}])
+    config = tmp_path / "fleet.yaml"
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**document, "tenant_token": "changed"}), encoding="utf-8")
+    done = mendersim("seed", str(config), "--db", str(db), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "only run-time settings changed (tenant_token)" in done.stdout
+    with SeedStore.open(db) as store:
+        assert store.fleet_config()["tenant_token"] == "changed"
