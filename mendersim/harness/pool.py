@@ -69,8 +69,9 @@ class DevicePool:
         self._transports: dict[Device, GeventTransport] = {}
         self._updates: list[DeviceStateUpdate] = []
         self._flusher: gevent.Greenlet | None = None
-        self.telemetry = hub_for(environment, key, shared_truth=not isinstance(
-            environment.runner, WorkerRunner))
+        self.telemetry = hub_for(
+            environment, key, shared_truth=not isinstance(environment.runner, WorkerRunner)
+        )
 
     # -- users ---------------------------------------------------------------------------------
 
