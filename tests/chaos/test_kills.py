@@ -19,7 +19,7 @@ DEVICES = 30
 def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
     db = seed(tmp_path, DEVICES)
     with server(tmp_path) as srv:
-        run, port = master(db, DEVICES, 22, srv.url, tmp_path / "master.log")
+        run, port = master(db, DEVICES, 90, srv.url, tmp_path / "master.log")
         worker_args = ("--worker", "--master-port", port, "--mendersim-worker-id", "w1")
         worker = locust(*worker_args, log=tmp_path / "worker.log")
         processes = [run, worker]
@@ -32,7 +32,12 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
             at_kill = compare(srv.db, db, killed_at)
             again = locust(*worker_args, log=tmp_path / "worker2.log")
             processes.append(again)
-            code = wait_exit(run, 90, tmp_path / "master.log")
+            deadline = time.monotonic() + 45  # a busy machine starts the new worker slowly
+            while compare(srv.db, db, None).server_finished < at_kill.server_finished + DEVICES:
+                assert time.monotonic() < deadline, "the restarted worker finished nothing"
+                time.sleep(0.5)
+            run.send_signal(signal.SIGTERM)  # a clean stop: the run's final state is collected
+            code = wait_exit(run, 60, tmp_path / "master.log")
             wait_exit(again, 30, tmp_path / "worker2.log")
         srv.stop()
         final = compare(srv.db, db, None)
