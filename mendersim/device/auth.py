@@ -10,12 +10,16 @@ from mendersim.fleet.model import DeviceRecord
 AUTH_PATH = "/api/devices/v1/authentication/auth_requests"
 
 
-def auth_request(record: DeviceRecord, tenant_token: str) -> tuple[bytes, dict[str, str]]:
-    """Body and headers of an auth request; the key is loaded here and dropped afterwards."""
+def auth_request(
+    record: DeviceRecord, tenant_token: str, tier: str = "standard"
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of an auth request; the key is loaded here and dropped afterwards.
+
+    `tier` is always sent, as the C++ client (5.x, `DeviceTier`) does."""
     payload = {"id_data": record.id_data_json(), "pubkey": record.public_key_pem}
     if tenant_token:
         payload["tenant_token"] = tenant_token
-    payload["tier"] = "standard"
+    payload["tier"] = tier
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from mendersim.device import decide
+from mendersim.device.churn import ChurnRule, rules_from_profile
 from mendersim.device.failures import FAILURE_MODES
 from mendersim.device.network import NO_SHAPING, NetworkProfile, load_network_profile
+from mendersim.device.traffic import STANDARD_TRAFFIC, Traffic
 from mendersim.errors import ConfigError
 from mendersim.fleet import keys
 from mendersim.fleet.model import DeviceRecord
@@ -59,6 +61,8 @@ class Behaviour:
     down_kbps: float | None = None  # the device's download rate; None = unthrottled
     up_kbps: float | None = None
     artifact_verify_key: keys.PublicKey | None = None  # artifacts must be signed with it
+    traffic: Traffic = STANDARD_TRAFFIC
+    churn: tuple[ChurnRule, ...] = ()
 
     @classmethod
     def from_profile(
@@ -93,6 +97,8 @@ class Behaviour:
             down_kbps=_kbps(override.get("down", network.down_kbps), where),
             up_kbps=_kbps(override.get("up", network.up_kbps), where),
             artifact_verify_key=_verify_key(profile.get("artifact_verify_key"), where),
+            traffic=Traffic(tier=str(profile.get("tier", "standard"))),
+            churn=rules_from_profile(profile.get("inventory_churn"), where),
         )
 
     def failure_for(self, record: DeviceRecord, deployment_id: str, seed: int) -> str | None:

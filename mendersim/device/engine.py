@@ -18,6 +18,7 @@ from mendersim.device import decide, steps
 from mendersim.device.auth import AUTH_PATH, auth_request
 from mendersim.device.backoff import backoff_interval
 from mendersim.device.behaviour import Behaviour
+from mendersim.device.churn import InventoryChurn
 from mendersim.device.deployment import DEPLOYMENT_PHASES, Deployment
 from mendersim.device.events import DeviceListener
 from mendersim.device.inventory import INVENTORY_PATH, inventory_body
@@ -65,7 +66,9 @@ class Device:
     __slots__ = (
         "_accepted_in_run",
         "_auth_since",
+        "_churn",
         "_history",
+        "_inventory_base",
         "_inventory_failures",
         "_inventory_hash",
         "_inventory_sent",
@@ -112,7 +115,9 @@ class Device:
         self.phase = "idle"
         self._token: str | None = None
         self._inventory_hash: int | None = None
+        self._inventory_base: int | None = None  # the last sent body without churned values
         self._inventory_sent = False
+        self._churn: InventoryChurn | None = None
         self._use_v1 = False
         self._poll_failures = 0
         self._inventory_failures = 0
@@ -159,6 +164,15 @@ class Device:
         poll_every = self._poll_interval()
         spread = poll_every if self.config.start_spread is None else self.config.start_spread
         self._sleep(spread * scale * self._fraction("start"))
+        behaviour = self.behaviour
+        if behaviour.churn and behaviour.traffic.churn:
+            self._churn = InventoryChurn(
+                behaviour.churn,
+                self.record.inventory,
+                seed=self.config.seed,
+                device_id=self.record.device_id,
+                now=self.clock.now(),
+            )
         next_inventory = next_poll = self.clock.now()
         while not self._stopped:
             now = self.clock.now()
@@ -204,6 +218,8 @@ class Device:
         seconds *= self.config.time_scale
         self._token = None
         self.clock.sleep(seconds)
+        if kind == "reboot" and self._churn is not None:
+            self._churn.rebooted(self.clock.now())
         self.listener.downtime(self, kind, seconds)
 
     def set_phase(self, phase: str) -> None:
@@ -234,7 +250,9 @@ class Device:
         now = self.clock.now()
         if self._auth_since is None:
             self._auth_since = now
-        body, headers = auth_request(self.record, self.config.tenant_token)
+        body, headers = auth_request(
+            self.record, self.config.tenant_token, self.behaviour.traffic.tier
+        )
         try:
             response = self.transport.request(
                 steps.AUTH, "POST", AUTH_PATH, headers=headers, body=body
@@ -288,19 +306,26 @@ class Device:
     def _inventory_cycle(self) -> float:
         """Send inventory unless unchanged; the seconds until the next attempt."""
         normal = self.behaviour.inventory_poll
-        body = inventory_body(self.record)
-        digest = hash(body)
+        base = inventory_body(self.record)
+        body = base
+        if self._churn is not None:
+            churned = self._churn.attributes(self.clock.now(), self.config.time_scale)
+            body = inventory_body(self.record, churned)
+        digest, base_digest = hash(body), hash(base)
         if digest == self._inventory_hash:
             log.debug("device %s: inventory data unchanged, not submitting", self.record.device_id)
             return normal * self.config.time_scale
+        # A PUT that only churned attributes made necessary has its own statistics row.
+        churn_only = self._inventory_hash is not None and base_digest == self._inventory_base
+        step = steps.INVENTORY_CHURN if churn_only else steps.INVENTORY
         self.set_phase("inventory")
         response: Response | None = None
         try:
-            response = self.call(steps.INVENTORY, "PUT", INVENTORY_PATH, body)
+            response = self.call(step, "PUT", INVENTORY_PATH, body)
         except TransportError as exc:
             log.debug("device %s: inventory failed: %s", self.record.device_id, exc.kind)
         if response is not None and response.status == 200:
-            self._inventory_hash = digest
+            self._inventory_hash, self._inventory_base = digest, base_digest
             self._inventory_sent = True
             self._inventory_failures = 0
             return normal * self.config.time_scale
@@ -378,6 +403,8 @@ class Device:
             entry = deployment.run()
             if entry is None:
                 return
+            if entry.result == "success" and self._churn is not None:
+                self._churn.updated(found.id)
         self._history.append(entry)
         log.info("device %s: deployment %s ended: %s", device_id, found.id, entry.result)
         self.listener.deployment_finished(self, entry, self.clock.now() - started)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from mendersim import CLIENT_VERSION
 from mendersim.fleet.model import DeviceRecord
@@ -10,10 +12,12 @@ from mendersim.fleet.model import DeviceRecord
 INVENTORY_PATH = "/api/devices/v1/inventory/device/attributes"
 
 
-def inventory_body(record: DeviceRecord) -> bytes:
-    """PUT body: profile attributes, provides, artifact, device type and client version, by name."""
+def inventory_body(record: DeviceRecord, churned: Mapping[str, Any] | None = None) -> bytes:
+    """PUT body: profile attributes (with their churned values), provides, artifact, device type
+    and client version, sorted by name."""
     attributes: dict[str, object] = {
         **record.inventory,
+        **(churned or {}),
         **record.provides,
         "artifact_name": record.artifact_name,
         "device_type": record.device_type,

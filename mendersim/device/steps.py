@@ -2,6 +2,7 @@
 
 AUTH = "auth"
 INVENTORY = "inventory"
+INVENTORY_CHURN = "inventory:churn"  # a PUT only churned attributes made necessary
 NEXT = "deployments/next"
 DEPLOYMENT_LOG = "deployment log"
 DOWNLOAD = "download"

@@ -13,6 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from mendersim.device.churn import CHURN_SCHEMA
+from mendersim.device.traffic import TIERS
 from mendersim.errors import ConfigError
 from mendersim.fleet.keys import KEY_TYPES
 from mendersim.telemetry.schema import TELEMETRY_SCHEMA
@@ -213,6 +215,8 @@ PROFILE_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "telemetry": TELEMETRY_SCHEMA,
+        "tier": {"enum": list(TIERS)},
+        "inventory_churn": CHURN_SCHEMA,
     },
     "required": ["name", "identity", "key_type", "device_types", "artifact_name", "network"],
     "additionalProperties": False,

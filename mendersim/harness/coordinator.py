@@ -110,6 +110,7 @@ class Coordinator:
             "time_scale": options.time_scale,
             "connection": options.connection,
             "start_spread": spread,
+            "traffic": [list(pair) for pair in options.traffic],
         }
 
     # -- messages ------------------------------------------------------------------------------

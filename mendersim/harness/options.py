@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mendersim.device.traffic import parse_overrides
 from mendersim.errors import ConfigError
 from mendersim.harness import mqtt_options, secrets
 
@@ -140,6 +141,12 @@ def add_arguments(parser: Any) -> None:
         help="File the embedded server's log is appended to (default: not kept)",
     )
     option(
+        "--mendersim-traffic",
+        default="",
+        help="Overrides of every profile's traffic, e.g. tier=micro,churn=off "
+        "(tier: standard, micro or system; churn: inventory churn on or off)",
+    )
+    option(
         "--mendersim-worker-id",
         default="",
         include_in_web_ui=False,
@@ -171,6 +178,7 @@ class HarnessOptions:
     log_file: str
     log_level: str
     server_log: str
+    traffic: tuple[tuple[str, str], ...] = ()
 
     def reread(self, parsed: Any) -> HarnessOptions:
         """The options of a new swarm (the web UI's start form may have changed them)."""
@@ -227,4 +235,5 @@ class HarnessOptions:
             log_file=str(get("log_file") or ""),
             log_level=str(get("log_level") or ""),
             server_log=str(getattr(parsed, "mendersim_server_log", "") or ""),
+            traffic=parse_overrides(str(getattr(parsed, "mendersim_traffic", "") or "")),
         )

@@ -9,6 +9,7 @@ in its last fraction of a second.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -125,9 +126,12 @@ class DevicePool:
             return
         if data.get("engine"):
             self._engine = data["engine"]
+            overrides = tuple(tuple(pair) for pair in self._engine.get("traffic") or ())
             for name, document in data.get("profiles", {}).items():
                 if name not in self._behaviours:
-                    self._behaviours[name] = Behaviour.from_profile(document)
+                    behaviour = Behaviour.from_profile(document)
+                    traffic = behaviour.traffic.overridden(overrides)
+                    self._behaviours[name] = dataclasses.replace(behaviour, traffic=traffic)
                 if self.telemetry is not None:
                     self.telemetry.add_profile(name, document)
         for item in data["records"]:

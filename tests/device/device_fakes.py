@@ -112,7 +112,7 @@ class FakeMender:
             return self._auth()
         if headers is None or headers.get("Authorization") != f"Bearer {self.valid_token}":
             return Response(401, b'{"error":"unauthorized"}')
-        if step == "inventory":
+        if step in ("inventory", "inventory:churn"):
             return Response(200)
         if step == "deployments/next":
             return self._next(method, url, body)

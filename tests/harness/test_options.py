@@ -27,6 +27,7 @@ DEFAULTS = {
     "log_file": "",
     "log_level": "",
     "server_log": "",
+    "traffic": "",
 }
 
 
@@ -50,6 +51,7 @@ def test_profiles_are_a_comma_separated_filter():
         ({"rollout_share": 0}, "--mendersim-rollout-share"),
         ({"scenario": "ramp"}, "--mendersim-ramp-window"),
         ({"connection": "pooled"}, "--mendersim-connection"),
+        ({"traffic": "tier=huge"}, "--mendersim-traffic"),
         ({"db": ""}, "--mendersim-db"),
     ],
 )
