@@ -97,7 +97,10 @@ class Behaviour:
             down_kbps=_kbps(override.get("down", network.down_kbps), where),
             up_kbps=_kbps(override.get("up", network.up_kbps), where),
             artifact_verify_key=_verify_key(profile.get("artifact_verify_key"), where),
-            traffic=Traffic(tier=str(profile.get("tier", "standard"))),
+            traffic=Traffic(
+                tier=str(profile.get("tier", "standard")),
+                deviceconfig=bool(profile.get("deviceconfig", False)),
+            ),
             churn=rules_from_profile(profile.get("inventory_churn"), where),
         )
 

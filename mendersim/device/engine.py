@@ -20,6 +20,7 @@ from mendersim.device.backoff import backoff_interval
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.churn import InventoryChurn
 from mendersim.device.deployment import DEPLOYMENT_PHASES, Deployment
+from mendersim.device.deviceconfig import DeviceConfiguration
 from mendersim.device.events import DeviceListener
 from mendersim.device.inventory import INVENTORY_PATH, inventory_body
 from mendersim.device.shaping import ShapedTransport
@@ -67,6 +68,7 @@ class Device:
         "_accepted_in_run",
         "_auth_since",
         "_churn",
+        "_configuration",
         "_history",
         "_inventory_base",
         "_inventory_failures",
@@ -118,6 +120,7 @@ class Device:
         self._inventory_base: int | None = None  # the last sent body without churned values
         self._inventory_sent = False
         self._churn: InventoryChurn | None = None
+        self._configuration: DeviceConfiguration | None = None
         self._use_v1 = False
         self._poll_failures = 0
         self._inventory_failures = 0
@@ -173,11 +176,16 @@ class Device:
                 device_id=self.record.device_id,
                 now=self.clock.now(),
             )
+        if behaviour.traffic.deviceconfig:
+            self._configuration = DeviceConfiguration()
         next_inventory = next_poll = self.clock.now()
         while not self._stopped:
             now = self.clock.now()
             if now >= next_inventory:
                 next_inventory = now + self._inventory_cycle()
+                # The add-on reports from an inventory script: only with a token, as it does.
+                if self._configuration is not None and self._token is not None:
+                    self._configuration.cycle(self.call, lambda: self._token)
             if self._stopped:
                 break
             if now >= next_poll:

@@ -3,6 +3,8 @@
 AUTH = "auth"
 INVENTORY = "inventory"
 INVENTORY_CHURN = "inventory:churn"  # a PUT only churned attributes made necessary
+DEVICECONFIG = "deviceconfig"  # the configuration the server holds for the device
+DEVICECONFIG_REPORT = "deviceconfig:report"  # the applied configuration reported back
 NEXT = "deployments/next"
 DEPLOYMENT_LOG = "deployment log"
 DOWNLOAD = "download"

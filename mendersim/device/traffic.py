@@ -1,7 +1,7 @@
 """Which parts of a device's server traffic run: per profile, overridden from the command line.
 
-`--mendersim-traffic tier=micro,churn=off` overrides what every profile says; a profile sets
-its own with `tier:` and `inventory_churn:`.
+`--mendersim-traffic tier=micro,churn=off,deviceconfig=on` overrides what every profile says; a
+profile sets its own with `tier:`, `inventory_churn:` and `deviceconfig:`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mendersim.errors import ConfigError
 
 TIERS: tuple[str, ...] = ("standard", "micro", "system")  # the C++ client's device tiers
-SWITCHES: tuple[str, ...] = ("churn",)
+SWITCHES: tuple[str, ...] = ("churn", "deviceconfig")
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
 
@@ -19,15 +19,18 @@ _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 class Traffic:
     tier: str = "standard"
     churn: bool = True  # inventory churn runs when the profile has rules
+    deviceconfig: bool = False  # the mender-configure add-on: configuration fetched and reported
 
     def overridden(self, overrides: tuple[tuple[str, str], ...]) -> Traffic:
-        tier, churn = self.tier, self.churn
+        tier, churn, deviceconfig = self.tier, self.churn, self.deviceconfig
         for name, value in overrides:
             if name == "tier":
                 tier = value
             elif name == "churn":
                 churn = value in _ON
-        return Traffic(tier=tier, churn=churn)
+            elif name == "deviceconfig":
+                deviceconfig = value in _ON
+        return Traffic(tier=tier, churn=churn, deviceconfig=deviceconfig)
 
 
 STANDARD_TRAFFIC = Traffic()

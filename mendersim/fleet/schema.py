@@ -217,6 +217,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
         "telemetry": TELEMETRY_SCHEMA,
         "tier": {"enum": list(TIERS)},
         "inventory_churn": CHURN_SCHEMA,
+        "deviceconfig": {"type": "boolean"},
     },
     "required": ["name", "identity", "key_type", "device_types", "artifact_name", "network"],
     "additionalProperties": False,

@@ -143,8 +143,9 @@ def add_arguments(parser: Any) -> None:
     option(
         "--mendersim-traffic",
         default="",
-        help="Overrides of every profile's traffic, e.g. tier=micro,churn=off "
-        "(tier: standard, micro or system; churn: inventory churn on or off)",
+        help="Overrides of every profile's traffic, e.g. tier=micro,churn=off,deviceconfig=on "
+        "(tier: standard, micro or system; churn: inventory churn on or off; "
+        "deviceconfig: configuration fetch and report on or off)",
     )
     option(
         "--mendersim-worker-id",

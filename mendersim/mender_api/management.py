@@ -18,6 +18,7 @@ DEVAUTH = "/api/management/v2/devauth/devices"
 DEPLOYMENTS = "/api/management/v1/deployments/deployments"
 ARTIFACTS = "/api/management/v1/deployments/artifacts"
 INVENTORY = "/api/management/v1/inventory/devices"
+DEVICECONFIG = "/api/management/v1/deviceconfig/configurations/device"
 _PAGE = 500
 
 
@@ -108,6 +109,14 @@ class ManagementClient:
 
     def device_inventory(self, device_id: str) -> dict:
         return self._json("GET", f"{INVENTORY}/{device_id}")
+
+    def set_configuration(self, device_id: str, configuration: dict[str, str]) -> None:
+        """The configuration the device is to apply (Mender's deviceconfig management API)."""
+        self._call("PUT", f"{DEVICECONFIG}/{device_id}", json=configuration, expect=(204,))
+
+    def device_configuration(self, device_id: str) -> dict:
+        """`configured`, `reported` and their timestamps."""
+        return self._json("GET", f"{DEVICECONFIG}/{device_id}")
 
     # ---- artifacts ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from mendersim.server.config import ServerConfig
 from mendersim.server.context import ServerContext
 from mendersim.server.deployments import DeviceDeployments
 from mendersim.server.deviceauth import DeviceAuth
+from mendersim.server.deviceconfig import DeviceConfig
 from mendersim.server.faults import FaultInjector
 from mendersim.server.inventory import Inventory
 from mendersim.server.limits import make_limits_middleware
@@ -58,6 +59,7 @@ def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
     routes = [
         *DeviceAuth(ctx).routes(),
         *Inventory(ctx).routes(),
+        *DeviceConfig(ctx).routes(),
         *DeviceDeployments(ctx).routes(),
         *store.routes(),
         *Management(ctx).routes(),

@@ -124,3 +124,62 @@ def test_churned_inventory_reaches_the_server_and_every_exchange_is_valid(spec_c
     steps = [step for step, _ in transport.steps]
     assert steps.count("inventory") == 1 and steps.count("inventory:churn") >= 1
     assert all(code == 200 for step, code in transport.steps if step.startswith("inventory"))
+
+
+def test_configuration_set_by_management_is_applied_and_reported_back(spec_check):
+    profile = {**PROFILE, "deviceconfig": True}
+    profile.pop("inventory_churn")
+    with running_server("--acceptance", "auto", "--v2-next", "off") as server:
+        transport = CheckedTransport(server.url, spec_check)
+        # 28,800 s of inventory interval become 1.4 s: the add-on reports at that interval.
+        config = EngineConfig(time_scale=0.00005, seed=2, start_spread=0)
+        device = Device(
+            _record(), Behaviour.from_profile(profile), transport, RealClock(), config=config
+        )
+        thread = threading.Thread(target=device.run, daemon=True)
+        thread.start()
+        try:
+            management = server.management()
+            (found,) = _wait_for(
+                lambda: management.list_devices(status="accepted"), 15, "the accepted device"
+            )
+            _wait_for(
+                lambda: management.device_configuration(found["id"]).get("reported_ts"),
+                10,
+                "the first (empty) report",
+            )
+            wanted = {"timezone": "Europe/Oslo", "log_level": "debug"}
+            management.set_configuration(found["id"], wanted)
+            view = _wait_for(
+                lambda: (
+                    (v := management.device_configuration(found["id"]))["reported"] == wanted and v
+                ),
+                10,
+                "the new configuration reported back",
+            )
+            cycles_before = transport.steps.count(("deviceconfig", 200))
+            _wait_for(
+                lambda: transport.steps.count(("deviceconfig", 200)) >= cycles_before + 2,
+                10,
+                "two more fetches",
+            )
+        finally:
+            device.stop()
+            thread.join(10)
+        spec_check(
+            requests.get(
+                f"{server.url}/api/management/v1/deviceconfig/configurations/device/{found['id']}",
+                headers={"Authorization": f"Bearer {server.mgmt_token}"},
+                timeout=10,
+            )
+        )
+    assert view["configured"] == wanted and view["id"] == found["id"]
+    reports = [code for step, code in transport.steps if step == "deviceconfig:report"]
+    # One report of the empty start, one of the change; unchanged fetches report nothing.
+    assert reports == [204, 204]
+
+
+def test_configuration_traffic_is_off_unless_switched_on():
+    behaviour = Behaviour.from_profile(PROFILE)
+    assert not behaviour.traffic.deviceconfig
+    assert behaviour.traffic.overridden((("deviceconfig", "on"),)).deviceconfig
