@@ -166,13 +166,17 @@ def test_configuration_set_by_management_is_applied_and_reported_back(spec_check
         finally:
             device.stop()
             thread.join(10)
-        spec_check(
-            requests.get(
-                f"{server.url}/api/management/v1/deviceconfig/configurations/device/{found['id']}",
-                headers={"Authorization": f"Bearer {server.mgmt_token}"},
-                timeout=10,
-            )
+        path = f"{server.url}/api/management/v1/deviceconfig/configurations/device"
+        auth = {"Authorization": f"Bearer {server.mgmt_token}"}
+        spec_check(requests.get(f"{path}/{found['id']}", headers=auth, timeout=10))
+        refused = requests.put(f"{path}/{found['id']}", json={"a": 1}, headers=auth, timeout=10)
+        spec_check(refused, valid_request=False)
+        unknown = requests.get(
+            f"{path}/{'0' * 8}-0000-0000-0000-{'0' * 12}", headers=auth, timeout=10
         )
+        spec_check(unknown)
+    assert refused.status_code == 400 and "'a': value must be a string" in refused.json()["error"]
+    assert unknown.status_code == 404
     assert view["configured"] == wanted and view["id"] == found["id"]
     reports = [code for step, code in transport.steps if step == "deviceconfig:report"]
     # One report of the empty start, one of the change; unchanged fetches report nothing.
