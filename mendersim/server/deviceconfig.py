@@ -69,7 +69,7 @@ class DeviceConfig:
 
     async def management_get(self, request: web.Request) -> web.Response:
         device_id = request.match_info["id"]
-        if device_id not in self.state.devices:
+        if device_id not in self.state.devices and device_id not in self.configurations:
             return replies.error(404, "device not found", request)
         entry = self._of(device_id)
         view: dict[str, Any] = {
@@ -89,8 +89,8 @@ class DeviceConfig:
             configured = parse_configuration(await replies.read_json(request))
         except replies.BadRequest as exc:
             return replies.error(400, str(exc), request)
-        if device_id not in self.state.devices:
-            return replies.error(404, "device not found", request)
+        # Mender's spec has no 404 here: the deviceconfig service stores a configuration for
+        # any id, so one may be set before the device first connects.
         entry = self._of(device_id)
         entry.configured, entry.updated = configured, time.time()
         return web.Response(status=204)

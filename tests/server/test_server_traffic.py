@@ -175,8 +175,13 @@ def test_configuration_set_by_management_is_applied_and_reported_back(spec_check
             f"{path}/{'0' * 8}-0000-0000-0000-{'0' * 12}", headers=auth, timeout=10
         )
         spec_check(unknown)
+        early = requests.put(
+            f"{path}/{'1' * 8}-0000-0000-0000-{'0' * 12}", json={}, headers=auth, timeout=10
+        )
+        spec_check(early)
     assert refused.status_code == 400 and "'a': value must be a string" in refused.json()["error"]
     assert unknown.status_code == 404
+    assert early.status_code == 204  # set before the device exists, as Mender allows
     assert view["configured"] == wanted and view["id"] == found["id"]
     reports = [code for step, code in transport.steps if step == "deviceconfig:report"]
     # One report of the empty start, one of the change; unchanged fetches report nothing.
