@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/setup.sh
-ensure_apt python3-venv mender-artifact victoria-metrics influxdb wrk mosquitto mosquitto-clients docker-compose
+ensure_apt python3-venv mender-artifact victoria-metrics influxdb wrk mosquitto mosquitto-clients docker-compose chromium
 # Validators of the deployment files; any recent one will do, whichever package brought it.
 command -v systemd-analyze >/dev/null || ensure_apt systemd
 command -v npm >/dev/null || ensure_apt nodejs npm

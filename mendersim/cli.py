@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "mendersim.artifact.commands",
     "mendersim.mender_api.preauthorize",
     "mendersim.harness.optionlist",
+    "mendersim.report.commands",
 )
 
 

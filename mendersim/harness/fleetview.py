@@ -33,7 +33,7 @@ def process_report(pool: DevicePool, environment: Any) -> dict[str, Any]:
     counts, worst = pool.lag.take()
     samples = sum(counts)
     if samples:
-        stats.fire(
+        stats.measure(
             environment, stats.HARNESS, stats.SCHEDULER_LAG_P99, percentile_s(counts, 0.99) * 1000
         )
     return {

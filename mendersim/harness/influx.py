@@ -27,6 +27,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from mendersim.harness import measures
 from mendersim.harness.influx_stats import Interval, IntervalAggregator
 from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
@@ -286,6 +287,7 @@ class InfluxListener:
         self._buffer = deque(self._buffer, maxlen=settings.buffer)
         if not self._recording:
             environment.events.request.add_listener(self._aggregator.record)
+            measures.of(environment).measured.add_listener(self._aggregator.record)
             self._recording = True
         self._aggregator.drain(time.time())  # requests before this test belong to none
         if self._ticker is None:

@@ -39,7 +39,7 @@ class HarnessListener(DeviceListener):
         self._counters = counters
 
     def _fire(self, device: Device, name: str, value: float, nbytes: int = 0) -> None:
-        stats.fire(
+        stats.measure(
             self._environment, stats.DEVICE, name, value, nbytes, profile=device.record.profile
         )
 

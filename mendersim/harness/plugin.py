@@ -26,13 +26,14 @@ from locust.runners import (
 
 from mendersim.errors import ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
-from mendersim.harness import embedded, mqtt_options, options, webui, wire
+from mendersim.harness import embedded, measures, mqtt_options, options, recorder, webui, wire
 from mendersim.harness.acceptance import AcceptanceWatch, default_timeout
 from mendersim.harness.coordinator import Coordinator
 from mendersim.harness.fleetview import FleetView, process_report
 from mendersim.harness.leases import NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
 from mendersim.harness.pool import DevicePool
+from mendersim.harness.recorder import Recorder
 from mendersim.harness.rollout import Rollout, RolloutPlan
 from mendersim.harness.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.thresholds import load_rules
@@ -42,11 +43,13 @@ logger = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 3.0  # standalone runs report to themselves as often as workers do
 REPORT_KEY = "mendersim"
+MEASURES_KEY = "mendersim_measures"
 
 
 def setup(events: Any) -> None:
     """Register the harness on Locust's events; the locustfile calls this once."""
     events.init_command_line_parser.add_listener(options.add_arguments)
+    events.init_command_line_parser.add_listener(recorder.add_options)
     events.init.add_listener(_on_init)
 
 
@@ -82,6 +85,7 @@ class Harness:
         self._rollout: Rollout | None = None
         self._commander: Any = None
         self._acceptance: AcceptanceWatch | None = None
+        self.recorder: Recorder | None = None
         self._reporter: gevent.Greenlet | None = None
         self._server: Any = None
 
@@ -142,8 +146,18 @@ class Harness:
         self.runner.register_message(wire.RETURN, self.coordinator.on_return)
         if isinstance(self.runner, MasterRunner):
             self.environment.events.worker_report.add_listener(self._on_worker_report)
+        self.recorder = Recorder(
+            self.environment, self.view, opts.db, self.coordinator.fleet_size
+        )
+        self.environment.events.test_start.add_listener(self.recorder.on_test_start)
         if self.web_ui is not None:
-            webui.install(self.web_ui, self.view, self.start_rollout)
+            webui.install(
+                self.web_ui,
+                self.view,
+                self.start_rollout,
+                self.recorder.run_dir,
+                measures.of(self.environment).stats,
+            )
         self._check_needs(opts)
         seed = int(store.fleet_config().get("seed", 0))
         self._commander = mqtt_options.commander_for(self.environment, seed)
@@ -297,6 +311,7 @@ class Harness:
         if self.coordinator.writer.behind:
             code = self.environment.process_exit_code or 0
             self.environment.process_exit_code = max(code, STORE_BEHIND_EXIT)
+        self._write_report()
         self._stack.close()  # the embedded server, then the store
 
     def _write_html(self) -> None:
@@ -305,9 +320,21 @@ class Harness:
         with open(opts.html_file, "w", encoding="utf-8") as file:
             file.write(get_html_report(self.environment, show_download_link=False))
 
+    def _write_report(self) -> None:
+        try:
+            status = self._server.management().mendersim_status() if self._server else None
+            path = self.recorder.finish(status)
+        except (OSError, MendersimError, ValueError) as exc:
+            logger.error("mendersim: run report not written: %s", exc)
+            return
+        if path is not None:
+            logger.info("run report: %s", path)
+
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if REPORT_KEY in data:
             self.view.update(client_id, data[REPORT_KEY])
+        if MEASURES_KEY in data:
+            measures.of(self.environment).merge(data[MEASURES_KEY])
 
     def _report_locally(self) -> None:
         while True:
@@ -329,6 +356,7 @@ class Harness:
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         data[REPORT_KEY] = process_report(self.pool, self.environment)
+        data[MEASURES_KEY] = measures.of(self.environment).take()  # after the lag sample
 
     def _on_worker_stop(self, **_: Any) -> None:
         self.pool.stop_flushing()

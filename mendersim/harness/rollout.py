@@ -164,5 +164,5 @@ class Rollout:
             gevent.sleep(WATCH_EVERY_S)
         seconds = time.monotonic() - started
         self._view.rollout.rollout_finished_s = seconds
-        stats.fire(self._environment, stats.HARNESS, stats.ROLLOUT_DURATION, seconds * 1000.0)
+        stats.measure(self._environment, stats.HARNESS, stats.ROLLOUT_DURATION, seconds * 1000.0)
         logger.info("rollout: all %d targets finished in %.1f s", len(targets), seconds)

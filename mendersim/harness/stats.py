@@ -1,5 +1,7 @@
-"""How exchanges and device events become Locust statistics.
+"""How exchanges and device events become statistics.
 
+HTTP exchanges go to Locust's request statistics; device-level and harness figures (request
+types DEVICE and HARNESS) go to `measures`, apart, so they never distort Locust's percentiles.
 Every entry is named by protocol step or device event, never by device or URL, so statistics,
 CSVs and InfluxDB series stay low-cardinality. `context["profile"]` carries the industry profile.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mendersim.device import steps
+from mendersim.harness import measures
 
 # request_type of device-level events (not HTTP exchanges).
 DEVICE = "DEVICE"
@@ -71,7 +74,7 @@ def fire(
     exception: BaseException | None = None,
     profile: str = "",
 ) -> None:
-    """One entry in Locust's statistics (and every listener of `events.request`)."""
+    """One HTTP exchange in Locust's statistics (and every listener of `events.request`)."""
     environment.events.request.fire(
         request_type=request_type,
         name=name,
@@ -83,3 +86,15 @@ def fire(
         url=None,
         start_time=None,
     )
+
+
+def measure(
+    environment: Any,
+    request_type: str,
+    name: str,
+    value: float,
+    length: int = 0,
+    profile: str = "",
+) -> None:
+    """One DEVICE or HARNESS figure: to the measures, never to Locust's request statistics."""
+    measures.of(environment).record(request_type, name, value, length, profile)

@@ -26,6 +26,7 @@ from locust.stats import RequestStats, StatsEntry
 
 from mendersim.device import steps
 from mendersim.errors import ConfigError
+from mendersim.harness import measures
 from mendersim.harness import stats as names
 from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
@@ -46,6 +47,7 @@ class Measurements:
 
     stats: RequestStats
     fleet: FleetSnapshot | None
+    measures: RequestStats | None = None  # DEVICE and HARNESS figures (harness.measures)
 
     def step(self, name: str) -> StatsEntry | None:
         """The step's statistics over all its request types, or None if it never ran."""
@@ -57,8 +59,9 @@ class Measurements:
             merged.extend(entry)
         return merged
 
-    def entry(self, name: str, method: str) -> StatsEntry | None:
-        entry = self.stats.entries.get((name, method))
+    def measured(self, name: str, request_type: str) -> StatsEntry | None:
+        """A DEVICE or HARNESS figure, or None if it never was measured."""
+        entry = None if self.measures is None else self.measures.entries.get((name, request_type))
         return entry if entry is not None and entry.num_requests else None
 
     def exchange_failure_ratio(self) -> float | None:
@@ -92,7 +95,7 @@ STEP_METRICS = {
 
 
 def _update_time_p95_s(run: Measurements) -> float | None:
-    entry = run.entry(*DEPLOYMENT_DURATION)
+    entry = run.measured(*DEPLOYMENT_DURATION)
     return None if entry is None else entry.get_response_time_percentile(0.95) / 1000
 
 
@@ -302,7 +305,8 @@ def judge(environment: Environment, fleet: FleetSnapshot | None) -> list[RuleRes
         logger.error("Thresholds not checked: %s", exc)
         environment.process_exit_code = max(environment.process_exit_code or 0, 2)
         return None
-    results = evaluate(rules, Measurements(environment.stats, fleet))
+    run = Measurements(environment.stats, fleet, measures.of(environment).stats)
+    results = evaluate(rules, run)
     environment.mendersim_verdict = results  # for the closing console summary
     print(text_table(results), flush=True)
     now = time.time()

@@ -160,7 +160,7 @@ class GeventTransport:
             method, step, started, len(data), stats.HttpFailure(failure) if failure else None
         )
         if status == 401 and step == steps.AUTH:
-            stats.fire(
+            stats.measure(
                 self._environment, stats.DEVICE, stats.AUTH_NOT_ACCEPTED, 0, profile=self._profile
             )
         return Response(status, data, response_headers)

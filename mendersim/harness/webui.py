@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, send_file
+from locust.stats import RequestStats
 from werkzeug.datastructures import ImmutableMultiDict
 
 from mendersim.device.engine import PHASES
 from mendersim.errors import ConfigError, MendersimError
-from mendersim.harness import secrets
+from mendersim.harness import secrets, stats
 from mendersim.harness.fleetview import FleetView
 from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.report.html import REPORT_FILE
 
 TAB = "fleet"
 
@@ -80,8 +83,31 @@ ROLLOUT_FORM = """<!doctype html><title>mendersim: roll out</title>
 StartRollout = Callable[[float, int, str], str]
 
 
-def install(web_ui: Any, view: FleetView, start_rollout: StartRollout) -> None:
-    """The Fleet tab, its JSON, the "Roll out" action, and the secrets kept off the page."""
+def measure_rows(measured: RequestStats) -> list[dict[str, str]]:
+    """DEVICE and HARNESS figures, which Locust's own tables no longer mix with requests."""
+    rows = []
+    for (name, kind), entry in sorted(measured.entries.items()):
+        if not entry.num_requests:
+            continue
+        value = f"{entry.num_requests}"
+        if entry.max_response_time:
+            p50 = entry.get_response_time_percentile(0.5)
+            p95 = entry.get_response_time_percentile(0.95)
+            unit = "kB/s" if name == stats.DOWNLOAD_THROUGHPUT else "ms"
+            value += f" × median {p50:g} {unit}, p95 {p95:g} {unit}"
+        rows.append({"name": f"{kind}: {name}", "value": value})
+    return rows
+
+
+def install(
+    web_ui: Any,
+    view: FleetView,
+    start_rollout: StartRollout,
+    run_dir: Path,
+    measured: RequestStats,
+) -> None:
+    """The Fleet tab, its JSON, the "Roll out" action, the run report, and the secrets kept
+    off the page."""
     _keep_secrets_off_the_page(web_ui)
     web_ui.template_args["extended_tabs"] = [{"title": "Fleet", "key": TAB}]
     web_ui.template_args["extended_tables"] = [
@@ -91,6 +117,13 @@ def install(web_ui: Any, view: FleetView, start_rollout: StartRollout) -> None:
         }
     ]
     blueprint = Blueprint("mendersim", __name__, url_prefix="/mendersim")
+
+    @blueprint.route("/report")
+    def report() -> Response:
+        path = run_dir / REPORT_FILE
+        if not path.is_file():
+            return Response("the run report is written when the run ends\n", 404)
+        return send_file(path.resolve(), mimetype="text/html")
 
     @blueprint.route("/fleet")
     def fleet_json() -> Response:
@@ -123,7 +156,16 @@ def install(web_ui: Any, view: FleetView, start_rollout: StartRollout) -> None:
         if request.path != "/stats/requests" or response.status_code != 200:
             return response
         body = json.loads(response.get_data())
-        body["extended_stats"] = [{"key": TAB, "data": fleet_rows(view.snapshot(), view)}]
+        body["extended_stats"] = [
+            {
+                "key": TAB,
+                "data": [
+                    *fleet_rows(view.snapshot(), view),
+                    *measure_rows(measured),
+                    {"name": "run report", "value": f"/mendersim/report ({run_dir / REPORT_FILE})"},
+                ],
+            }
+        ]
         response.set_data(json.dumps(body))
         return response
 

@@ -178,6 +178,10 @@ class ManagementClient:
         path = f"{DEPLOYMENTS}/{deployment_id}/status"
         self._call("PUT", path, json={"status": "aborted"}, expect=(204,))
 
+    def mendersim_status(self) -> dict[str, Any]:
+        """The embedded server's own counters (`/_mendersim/status`); not a Mender endpoint."""
+        return self._json("GET", "/_mendersim/status")
+
     def device_log(self, deployment_id: str, device_id: str) -> str:
         return self._call("GET", f"{DEPLOYMENTS}/{deployment_id}/devices/{device_id}/log").text
 

@@ -61,3 +61,14 @@ def locust(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
 def stats_rows(csv_prefix: Path) -> dict[tuple[str, str], dict[str, str]]:
     with open(f"{csv_prefix}_stats.csv", encoding="utf-8") as handle:
         return {(row["Type"], row["Name"]): row for row in csv.DictReader(handle)}
+
+
+def device_rows(run_dir: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """DEVICE and HARNESS rows, which the harness keeps out of Locust's `*_stats.csv`."""
+    with open(run_dir / "device_stats.csv", encoding="utf-8") as handle:
+        return {(row["Type"], row["Name"]): row for row in csv.DictReader(handle)}
+
+
+def only_requests(rows: dict[tuple[str, str], dict[str, str]]) -> bool:
+    """Locust's statistics hold HTTP exchanges only (and their Aggregated row)."""
+    return not any(kind in ("DEVICE", "HARNESS") for kind, _ in rows)

@@ -9,7 +9,16 @@ import subprocess
 import time
 
 import pytest
-from harness_helpers import LOCUST, REPO, TIME_SCALE, locust, simulator_log, stats_rows
+from harness_helpers import (
+    LOCUST,
+    REPO,
+    TIME_SCALE,
+    device_rows,
+    locust,
+    only_requests,
+    simulator_log,
+    stats_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +45,8 @@ def test_headless_standalone_with_the_embedded_server_and_a_rollout(small_fleet,
     assert "accepted after" not in log
     decisions = simulator_log(tmp_path / "run.log").read_text()
     assert len(re.findall(r"device \S+: accepted after", decisions)) == 40
-    rows = stats_rows(tmp_path / "run")
+    assert only_requests(stats_rows(tmp_path / "run"))
+    rows = device_rows(tmp_path)
     assert int(rows[("DEVICE", "time to accepted")]["Request Count"]) == 40
     outcomes = sum(
         int(r["Request Count"]) for (t, n), r in rows.items() if n.startswith("outcome:")
@@ -107,5 +117,6 @@ def test_processes_share_the_fleet_without_overlap(small_fleet, tmp_path):
     log = (tmp_path / "run.log").read_text()
     leased = dict(re.findall(r"worker (\S+): \d+ more devices, (\d+) leased", log))
     assert len(leased) == 2 and sum(int(n) for n in leased.values()) == 40
-    assert int(stats_rows(tmp_path / "run")[("DEVICE", "time to accepted")]["Request Count"]) == 40
+    assert only_requests(stats_rows(tmp_path / "run"))
+    assert int(device_rows(tmp_path)[("DEVICE", "time to accepted")]["Request Count"]) == 40
     assert _statuses(small_fleet) == {"accepted": 40}

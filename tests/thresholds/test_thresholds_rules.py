@@ -80,10 +80,13 @@ def test_update_service_kpis():
     good = FleetSnapshot(outcomes={"success": 1996, "failure": 4})  # 99.8 %
     bad = FleetSnapshot(outcomes={"success": 990, "failure": 10})  # 99.0 %
     kpis = [rules["fleet.update_time_p95_s"], rules["fleet.deployment_success_rate"]]
-    assert [r.passed for r in evaluate(kpis, Measurements(stats, good))] == [True, True]
-    assert [r.passed for r in evaluate(kpis, Measurements(stats, bad))] == [True, False]
+    http = RequestStats()
+    assert [r.passed for r in evaluate(kpis, Measurements(http, good, stats))] == [True, True]
+    assert [r.passed for r in evaluate(kpis, Measurements(http, bad, stats))] == [True, False]
     slow = stats_with({("deployment duration", "DEVICE"): [(360_000, False)] * 20})
-    assert [r.passed for r in evaluate(kpis, Measurements(slow, good))] == [False, True]
+    assert [r.passed for r in evaluate(kpis, Measurements(http, good, slow))] == [False, True]
+    # In Locust's request statistics a deployment duration is not a device figure.
+    assert evaluate(kpis[:1], Measurements(slow, good))[0].measured == "no data"
 
 
 def test_step_rules_pass_fail_and_no_data(tmp_path):
