@@ -38,6 +38,7 @@ from mendersim.harness.rollout import Rollout, RolloutPlan
 from mendersim.harness.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.thresholds import load_rules
 from mendersim.logsetup import configure_from
+from mendersim.report.markdown import key_figures
 
 logger = logging.getLogger(__name__)
 
@@ -328,7 +329,9 @@ class Harness:
             logger.error("mendersim: run report not written: %s", exc)
             return
         if path is not None:
-            logger.info("run report: %s", path)
+            self.environment.mendersim_report = path
+            figures = key_figures(self.view.snapshot())
+            logger.info("run report: %s%s", path, f" ({figures})" if figures else "")
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if REPORT_KEY in data:

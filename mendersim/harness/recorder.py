@@ -228,6 +228,7 @@ def _store_summary(db: str, since: float) -> dict[str, Any]:
         return {
             "by_profile": counts(by.format("profile")),
             "by_key_type": counts(by.format("key_type")),
+            "by_status": counts(by.format("status")),  # as each device last saw itself
             "by_profile_key": counts(
                 "SELECT profile || ' / ' || key_type, COUNT(*) FROM devices GROUP BY 1 ORDER BY 1"
             ),

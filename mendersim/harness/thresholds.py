@@ -31,7 +31,7 @@ from mendersim.harness import stats as names
 from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
 from mendersim.report.junit import write_junit
-from mendersim.report.markdown import markdown_summary, save_summary
+from mendersim.report.markdown import markdown_summary, report_line, save_summary
 from mendersim.report.results import NO_DATA, RuleResult, failed, text_table
 
 logger = logging.getLogger(__name__)
@@ -314,6 +314,9 @@ def judge(environment: Environment, fleet: FleetSnapshot | None) -> list[RuleRes
         write_junit(results, options.thresholds_junit, now)
     about = RunInfo.from_options(options).markdown()
     summary = markdown_summary(results, os.path.basename(options.thresholds), about)
+    report = getattr(environment, "mendersim_report", None)  # written before the verdict
+    if report is not None:
+        summary += "\n" + report_line(str(report), fleet)
     if options.thresholds_summary:
         save_summary(summary, options.thresholds_summary, append=False)
     elif os.environ.get("GITHUB_STEP_SUMMARY"):

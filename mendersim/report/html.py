@@ -141,8 +141,8 @@ def _fleet_section(page: Page, run: RunFigures) -> None:
     page.add(
         _table(
             "fleet-final",
-            ["status", "devices"],
-            [[k, n] for k, n in sorted(run.fleet[-1]["devices_by_status"].items())],
+            ["status at the end (store)", "devices"],
+            [[k, n] for k, n in sorted(run.record["store"]["by_status"].items())],
         )
     )
     page.chart(

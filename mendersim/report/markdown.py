@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from mendersim.harness.snapshot import FleetSnapshot
 from mendersim.report.results import HEADER, RuleResult, overall, rows
 
 MARKS = {True: "✅", False: "❌"}
@@ -21,6 +22,24 @@ def markdown_summary(results: Sequence[RuleResult], run: str = "", about: str = 
         cells[-1] = f"{MARKS[result.passed]} {cells[-1]}"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def key_figures(snapshot: FleetSnapshot | None) -> str:
+    """The run report's headline figures, for the job summary and the console."""
+    if snapshot is None:
+        return ""
+    parts = [f"{snapshot.devices_by_status.get('accepted', 0)} devices accepted"]
+    rate = snapshot.success_rate()
+    if rate is not None:
+        parts.append(f"deployment success {rate:.1%} of {sum(snapshot.outcomes.values())}")
+    if snapshot.rollout_finished_s is not None:
+        parts.append(f"rollout finished in {snapshot.rollout_finished_s:.1f} s")
+    return ", ".join(parts)
+
+
+def report_line(path: str, snapshot: FleetSnapshot | None) -> str:
+    figures = key_figures(snapshot)
+    return f"Run report: `{path}`" + (f" ({figures})" if figures else "") + "\n"
 
 
 def save_summary(text: str, path: str, append: bool) -> None:

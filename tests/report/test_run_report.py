@@ -90,6 +90,8 @@ def run_dir(tmp_path_factory):
             "--mendersim-time-scale", TIME_SCALE, "--mendersim-scenario", "rollout",
             "--mendersim-rollout-share", "0.5", "--mendersim-rollout-artifact-size", "16384",
             "--mendersim-rollout-delay", "8", "--csv", str(tmp / "run" / "run"),
+            "--thresholds", str(REPO / "profiles/thresholds/smoke.yaml"),
+            "--thresholds-summary", str(tmp / "run" / "summary.md"),
             log=tmp / "run.log",
         )  # fmt: skip
         code = run.wait(timeout=90)
@@ -148,6 +150,11 @@ def test_report_figures_match_the_csvs_and_the_server(run_dir):
     assert float(marks["50 %"]) <= float(marks["90 %"]) <= float(marks["100 %"])
     final = dict(page.tables["fleet-final"][1:])
     assert int(final["accepted"]) == status["devices"]["accepted"] == FLEET
+    # The verdicts as the job summary has them, and the summary points to the report.
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    assert f"Run report: `{report}` ({FLEET} devices accepted" in summary
+    for rule, _limit, _measured, verdict in page.tables["thresholds"][1:]:
+        assert re.search(rf"\| {re.escape(rule)} \|.*{verdict.split()[0]}", summary), rule
     facts = dict(page.tables["run-facts"][1:])
     assert facts["devices in the fleet"] == str(FLEET)
     assert "mgmt_token" not in report.read_text(encoding="utf-8").split("<script>")[0]
