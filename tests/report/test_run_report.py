@@ -85,7 +85,7 @@ def run_dir(tmp_path_factory):
     db = seed(tmp, [{"profile": "automotive", "count": FLEET}])
     with running_server("--error-rate", "next=0.05:503", "--fault-seed", "3") as server:
         run = locust(
-            "--headless", "-u", str(FLEET), "-r", str(FLEET), "-t", "20s", "--host", server.url,
+            "--headless", "-u", str(FLEET), "-r", str(FLEET), "-t", "30s", "--host", server.url,
             "--mendersim-mgmt-token", server.mgmt_token, "--mendersim-db", str(db),
             "--mendersim-time-scale", TIME_SCALE, "--mendersim-scenario", "rollout",
             "--mendersim-rollout-share", "0.5", "--mendersim-rollout-artifact-size", "16384",
