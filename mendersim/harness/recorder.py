@@ -29,6 +29,7 @@ import mendersim
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import measures, thresholds
 from mendersim.harness.fleetview import FleetView
+from mendersim.harness.secrets import SECRET_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ CSV_COLUMNS = (
     "95%",
     "99%",
 )
-SECRET_OPTIONS = ("mendersim_mgmt_token", "influx_token")
 
 
 def add_options(parser: Any) -> None:
