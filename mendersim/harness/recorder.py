@@ -200,7 +200,18 @@ class Recorder:
         }
 
 
-_LOCUST_KEYS = ("num_users", "spawn_rate", "run_time", "headless", "expect_workers", "processes")
+# Locust's own run options, and the run metadata locust-plugins adds (grouping runs by them).
+_LOCUST_KEYS = (
+    "num_users",
+    "spawn_rate",
+    "run_time",
+    "headless",
+    "expect_workers",
+    "processes",
+    "test_env",
+    "test_version",
+    "description",
+)
 
 
 def _poll_interval_s(db: str, parsed: Any) -> float | None:
