@@ -36,6 +36,8 @@ trap 'kill "$MQTT_PID" 2>/dev/null || true' EXIT
     --mendersim-mqtt-host 127.0.0.1 --mendersim-mqtt-port "$MQTT_PORT" \
     --mendersim-telemetry-truth "$OUT/anomalies.jsonl" \
     --html "$OUT/report.html" --csv "$OUT/stats" \
+    --thresholds profiles/thresholds/smoke.yaml --thresholds-junit "$OUT/junit.xml" \
+    --exit-code-on-error 0 \
     2> "$OUT/locust.log" || status=$?
 
 echo "report: $OUT/report.html  statistics: $OUT/stats_*.csv  anomalies: $OUT/anomalies.jsonl"
