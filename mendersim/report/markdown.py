@@ -28,7 +28,9 @@ def key_figures(snapshot: FleetSnapshot | None) -> str:
     """The run report's headline figures, for the job summary and the console."""
     if snapshot is None:
         return ""
-    parts = [f"{snapshot.devices_by_status.get('accepted', 0)} devices accepted"]
+    # the peak: while devices stop at the end, the live count falls before the snapshot is read
+    accepted = max(snapshot.accepted_peak, snapshot.devices_by_status.get("accepted", 0))
+    parts = [f"{accepted} devices accepted"]
     rate = snapshot.success_rate()
     if rate is not None:
         parts.append(f"deployment success {rate:.1%} of {sum(snapshot.outcomes.values())}")
