@@ -35,9 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # No subcommand runs on gevent, and some import Locust (report figures, the option list)
-    # after `requests` brought in ssl: Locust's monkey patching at that point recurses in ssl.
-    os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
