@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from mendersim import __version__
 from mendersim.errors import MendersimError
 
+SKIP_PATCH = "LOCUST_SKIP_MONKEY_PATCH"
+
 # Modules exposing `register(subparsers)`; each adds its subcommands with a `func` default
 # taking the parsed namespace and returning an exit code.
 COMMAND_MODULES = (
@@ -35,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # No subcommand runs on gevent, yet some import Locust after `requests` imported ssl, and
+    # Locust's late patching then recurses in ssl. Skip it while a subcommand runs; restore the
+    # setting after, so no Locust process an in-process caller starts later inherits it.
+    previous = os.environ.get(SKIP_PATCH)
+    os.environ[SKIP_PATCH] = "1"
+    try:
+        return _run(argv)
+    finally:
+        if previous is None:
+            os.environ.pop(SKIP_PATCH, None)
+        else:
+            os.environ[SKIP_PATCH] = previous
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

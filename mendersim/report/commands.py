@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
-
-SKIP_PATCH = "LOCUST_SKIP_MONKEY_PATCH"
 
 
 def register(subparsers: Any) -> None:
@@ -19,19 +16,7 @@ def register(subparsers: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    # The figures use Locust's percentile code. Importing Locust patches for gevent unless told
-    # not to, and by now `requests` (another subcommand's module) has imported ssl, which that
-    # late patching recurses in. Building a report needs no gevent: skip the patching, but only
-    # for this import, so nothing this process starts later inherits the setting.
-    previous = os.environ.get(SKIP_PATCH)
-    os.environ[SKIP_PATCH] = "1"
-    try:
-        from mendersim.report.html import write_report
-    finally:
-        if previous is None:
-            del os.environ[SKIP_PATCH]
-        else:
-            os.environ[SKIP_PATCH] = previous
+    from mendersim.report.html import write_report  # the command skips gevent patching
 
     print(write_report(args.run_dir))
     return 0
