@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
+from device_http import RealClock, RequestsTransport
 from server_testkit import SpecCheck
 
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
-from mendersim.device.transport import Response
 from mendersim.fleet import keys
 from mendersim.fleet.model import DeviceRecord
 from mendersim.server.process import running_server
@@ -21,39 +23,14 @@ from mendersim.server.process import running_server
 pytestmark = pytest.mark.integration
 
 
-class RealClock:
-    def now(self) -> float:
-        return time.monotonic()
+def _checked(check: SpecCheck):
+    """The spec check for every exchange but v2 next, which the open-source spec lacks."""
 
-    def wall(self) -> float:
-        return time.time()
+    def checked(answer: requests.Response) -> None:
+        if "/api/devices/v2/" not in answer.url:
+            check(answer)
 
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class CheckedTransport:
-    """Every exchange goes through the spec check (v2 next is absent from the open-source spec)."""
-
-    def __init__(self, base_url: str, check: SpecCheck) -> None:
-        self.base_url = base_url
-        self.check = check
-        self.session = requests.Session()
-        self.steps: list[tuple[str, int]] = []
-
-    def request(self, step, method, url, *, headers=None, body=None) -> Response:
-        answer = self.session.request(
-            method, self.base_url + url, headers=headers, data=body, timeout=10
-        )
-        if not url.startswith("/api/devices/v2/"):
-            self.check(answer)
-        self.steps.append((step, answer.status_code))
-        return Response(
-            answer.status_code, answer.content, {k.lower(): v for k, v in answer.headers.items()}
-        )
-
-    def stream(self, step, url, *, headers=None):  # no deployment in these tests
-        raise AssertionError("no download expected")
+    return checked
 
 
 def _record() -> DeviceRecord:
@@ -92,14 +69,14 @@ def _wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_churned_inventory_reaches_the_server_and_every_exchange_is_valid(spec_check):
+@contextmanager
+def _accepted_device(profile: dict, time_scale: float, spec_check: SpecCheck) -> Iterator[tuple]:
+    """One device running on a thread against a fresh server, once the server has accepted it."""
     with running_server("--acceptance", "auto", "--v2-next", "off") as server:
-        transport = CheckedTransport(server.url, spec_check)
-        # 28,800 s of inventory interval become 2.9 s.
-        config = EngineConfig(time_scale=0.0001, seed=2, start_spread=0)
-        device = Device(
-            _record(), Behaviour.from_profile(PROFILE), transport, RealClock(), config=config
-        )
+        transport = RequestsTransport(server.url, _checked(spec_check))
+        config = EngineConfig(time_scale=time_scale, seed=2, start_spread=0)
+        behaviour = Behaviour.from_profile(profile)
+        device = Device(_record(), behaviour, transport, RealClock(), config=config)
         thread = threading.Thread(target=device.run, daemon=True)
         thread.start()
         try:
@@ -107,65 +84,56 @@ def test_churned_inventory_reaches_the_server_and_every_exchange_is_valid(spec_c
             (found,) = _wait_for(
                 lambda: management.list_devices(status="accepted"), 15, "the accepted device"
             )
-
-            def reported() -> dict:
-                attributes = management.device_inventory(found["id"])["attributes"]
-                return {a["name"]: a["value"] for a in attributes if a["scope"] == "inventory"}
-
-            first = _wait_for(lambda: (r := reported()).get("uptime_s") is not None and r, 10, "")
-            later = _wait_for(
-                lambda: (r := reported())["uptime_s"] > first["uptime_s"] and r, 15, "a new PUT"
-            )
+            yield server, transport, found
         finally:
             device.stop()
             thread.join(10)
+
+
+def test_churned_inventory_reaches_the_server_and_every_exchange_is_valid(spec_check):
+    # 28,800 s of inventory interval become 2.9 s.
+    with _accepted_device(PROFILE, 0.0001, spec_check) as (server, transport, found):
+        management = server.management()
+
+        def reported() -> dict:
+            attributes = management.device_inventory(found["id"])["attributes"]
+            return {a["name"]: a["value"] for a in attributes if a["scope"] == "inventory"}
+
+        first = _wait_for(lambda: (r := reported()).get("uptime_s") is not None and r, 10, "")
+        later = _wait_for(
+            lambda: (r := reported())["uptime_s"] > first["uptime_s"] and r, 15, "a new PUT"
+        )
     assert later["storage_free_kb"] != first["storage_free_kb"]
     assert later["firmware_version"] == "1.12.0"
-    steps = [step for step, _ in transport.steps]
+    steps = [step for step, _ in transport.log]
     assert steps.count("inventory") == 1 and steps.count("inventory:churn") >= 1
-    assert all(code == 200 for step, code in transport.steps if step.startswith("inventory"))
+    assert all(code == 200 for step, code in transport.log if step.startswith("inventory"))
 
 
 def test_configuration_set_by_management_is_applied_and_reported_back(spec_check):
     profile = {**PROFILE, "deviceconfig": True}
     profile.pop("inventory_churn")
-    with running_server("--acceptance", "auto", "--v2-next", "off") as server:
-        transport = CheckedTransport(server.url, spec_check)
-        # 28,800 s of inventory interval become 1.4 s: the add-on reports at that interval.
-        config = EngineConfig(time_scale=0.00005, seed=2, start_spread=0)
-        device = Device(
-            _record(), Behaviour.from_profile(profile), transport, RealClock(), config=config
+    # 28,800 s of inventory interval become 1.4 s: the add-on reports at that interval.
+    with _accepted_device(profile, 0.00005, spec_check) as (server, transport, found):
+        management = server.management()
+        _wait_for(
+            lambda: management.device_configuration(found["id"]).get("reported_ts"),
+            10,
+            "the first (empty) report",
         )
-        thread = threading.Thread(target=device.run, daemon=True)
-        thread.start()
-        try:
-            management = server.management()
-            (found,) = _wait_for(
-                lambda: management.list_devices(status="accepted"), 15, "the accepted device"
-            )
-            _wait_for(
-                lambda: management.device_configuration(found["id"]).get("reported_ts"),
-                10,
-                "the first (empty) report",
-            )
-            wanted = {"timezone": "Europe/Oslo", "log_level": "debug"}
-            management.set_configuration(found["id"], wanted)
-            view = _wait_for(
-                lambda: (
-                    (v := management.device_configuration(found["id"]))["reported"] == wanted and v
-                ),
-                10,
-                "the new configuration reported back",
-            )
-            cycles_before = transport.steps.count(("deviceconfig", 200))
-            _wait_for(
-                lambda: transport.steps.count(("deviceconfig", 200)) >= cycles_before + 2,
-                10,
-                "two more fetches",
-            )
-        finally:
-            device.stop()
-            thread.join(10)
+        wanted = {"timezone": "Europe/Oslo", "log_level": "debug"}
+        management.set_configuration(found["id"], wanted)
+        view = _wait_for(
+            lambda: (v := management.device_configuration(found["id"]))["reported"] == wanted and v,
+            10,
+            "the new configuration reported back",
+        )
+        cycles_before = transport.log.count(("deviceconfig", 200))
+        _wait_for(
+            lambda: transport.log.count(("deviceconfig", 200)) >= cycles_before + 2,
+            10,
+            "two more fetches",
+        )
         path = f"{server.url}/api/management/v1/deviceconfig/configurations/device"
         auth = {"Authorization": f"Bearer {server.mgmt_token}"}
         spec_check(requests.get(f"{path}/{found['id']}", headers=auth, timeout=10))
@@ -183,7 +151,7 @@ def test_configuration_set_by_management_is_applied_and_reported_back(spec_check
     assert unknown.status_code == 404
     assert early.status_code == 204  # set before the device exists, as Mender allows
     assert view["configured"] == wanted and view["id"] == found["id"]
-    reports = [code for step, code in transport.steps if step == "deviceconfig:report"]
+    reports = [code for step, code in transport.log if step == "deviceconfig:report"]
     # One report of the empty start, one of the change; unchanged fetches report nothing.
     assert reports == [204, 204]
 

@@ -1,9 +1,10 @@
-"""A plain requests-based Transport and a real clock, for tests against real servers."""
+"""A plain requests-based Transport and a real clock, for tests against real servers (device and
+server areas alike: the suite's root folder is on the import path)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import requests
@@ -23,11 +24,15 @@ class RealClock:
 
 
 class RequestsTransport:
-    """Paths are joined to `base_url`; absolute URLs (downloads) are used as given."""
+    """Paths are joined to `base_url`; absolute URLs (downloads) are used as given. `check`, when
+    given, sees every answer (a spec check, say) before the device does."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(
+        self, base_url: str, check: Callable[[requests.Response], None] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
+        self.check = check
         self.log: list[tuple[str, int]] = []
 
     def _url(self, url: str) -> str:
@@ -42,6 +47,8 @@ class RequestsTransport:
             raise TransportError("connection_refused", str(exc)) from None
         except requests.Timeout as exc:
             raise TransportError("timeout", str(exc)) from None
+        if self.check is not None:
+            self.check(answer)
         self.log.append((step, answer.status_code))
         return Response(
             answer.status_code, answer.content, {k.lower(): v for k, v in answer.headers.items()}
