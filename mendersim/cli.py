@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from mendersim import __version__
-from mendersim.errors import MendersimError
+from mendersim.errors import ERROR_PREFIX, MendersimError
 
 SKIP_PATCH = "LOCUST_SKIP_MONKEY_PATCH"
 
@@ -59,7 +59,7 @@ def _run(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
         return code
     except MendersimError as exc:
-        print(f"mendersim: error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mendersim: interrupted", file=sys.stderr)

@@ -1,5 +1,7 @@
 """User-facing errors: one line naming what and where, printed without a traceback."""
 
+ERROR_PREFIX = "mendersim: error: "  # how every command prints a MendersimError
+
 
 class MendersimError(Exception):
     """An error the command line prints as one line and turns into a non-zero exit."""

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from mendersim.errors import ConfigError, MendersimError
+from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +24,12 @@ def ensure_seeded(db: str, fleet: str) -> None:
     command = [sys.executable, "-m", "mendersim.cli", "seed", fleet, "--db", db]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        # The seed's own one-line error, without its prefix: the run prints it once, prefixed.
         lines = (result.stderr or result.stdout).strip().splitlines()
-        raise MendersimError(lines[-1] if lines else f"seeding {fleet} failed")
+        line = lines[-1].removeprefix(ERROR_PREFIX) if lines else f"seeding {fleet} failed"
+        error = MendersimError(line)
+        error.exit_code = result.returncode
+        raise error
 
 
 def start_embedded_server(stack: ExitStack, log_file: str = "") -> Any:

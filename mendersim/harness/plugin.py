@@ -24,7 +24,7 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from mendersim.errors import ConfigError, MendersimError
+from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import embedded, measures, mqtt_options, options, recorder, webui, wire
 from mendersim.harness.acceptance import AcceptanceWatch, default_timeout
@@ -62,7 +62,7 @@ def _on_init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> Non
     except MendersimError as exc:
         if harness is not None:
             harness.abort()
-        print(f"mendersim: error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
 
 

@@ -61,3 +61,19 @@ def test_a_server_that_accepts_nobody_fails_the_accepted_share_rule(small_fleet,
     assert pending == 10  # the devices did ask, the server accepted none
     assert "only 0 of 10 devices accepted by" in output
     assert "fleet.accepted_share" in output and "FAIL" in output
+
+
+def test_a_fleet_that_cannot_be_seeded_is_one_error_line(tmp_path):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("groups: [{profile: no-such-profile, count: 1}]\n", encoding="utf-8")
+    db = tmp_path / "fleet.db"
+    done = _headless(
+        "--mendersim-db", str(db), "--mendersim-fleet", str(fleet), tmp_path=tmp_path
+    )  # fmt: skip
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        f"mendersim: error: {fleet}: groups[0].profile: unknown profile 'no-such-profile'"
+        f" (searched {tmp_path.parent}/industries, {REPO}/profiles/industries)"
+    ], done.stderr
+    assert "Traceback" not in done.stderr and not db.exists()
