@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mendersim.errors import MendersimError
 from mendersim.server.admin import Admin
+from mendersim.server.commits import CommitLog
 from mendersim.server.config import ServerConfig
 from mendersim.server.context import ServerContext
 from mendersim.server.deployments import DeviceDeployments
@@ -75,25 +76,22 @@ def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
     app[CONTEXT] = ctx
     if persistence is not None:
         persistence.remember_secrets(jwt_secret=jwt_secret, link_secret=link_secret)
-        app.cleanup_ctx.append(_saving(persistence, state, config.flush_interval))
+        commits = CommitLog(persistence, state, config.flush_interval)
+        ctx.durable = commits.durable
+        app.cleanup_ctx.append(_saving(commits))
     return app
 
 
-def _saving(persistence: Persistence, state: ServerState, interval: float):
-    """Write-behind: save what changed every `interval` seconds, and once more at shutdown."""
+def _saving(commits: CommitLog):
+    """Save what changed every flush interval or at once for a durable answer, and at shutdown."""
 
     async def context(app: web.Application):
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                persistence.save(state)
-
-        task = asyncio.create_task(loop())
+        task = asyncio.create_task(commits.run())
         yield
         task.cancel()
-        persistence.save(state)
-        persistence.close()
-        log.info("state saved to %s", persistence.path)
+        commits.save()
+        commits.persistence.close()
+        log.info("state saved to %s", commits.persistence.path)
 
     return context
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mendersim.server.config import ServerConfig
@@ -19,3 +20,5 @@ class ServerContext:
     store: ArtifactStore
     faults: FaultInjector
     requests: dict[str, dict[str, int]] = field(default_factory=dict)  # key → code → count
+    # Awaited before an answer that promises a write (a finished deployment); `--db` sets it.
+    durable: Callable[[], Awaitable[None]] | None = None

@@ -14,7 +14,13 @@ from aiohttp import web
 from mendersim.server import replies
 from mendersim.server.context import ServerContext
 from mendersim.server.routing import DEVICE, Route
-from mendersim.server.state import DEVICE_SETTABLE_STATUSES, Conflict, NextAnswer, StateError
+from mendersim.server.state import (
+    DEVICE_SETTABLE_STATUSES,
+    FINAL_STATUSES,
+    Conflict,
+    NextAnswer,
+    StateError,
+)
 
 V1 = "/api/devices/v1/deployments/device/deployments"
 V2_NEXT = "/api/devices/v2/deployments/device/deployments/next"
@@ -25,6 +31,7 @@ class DeviceDeployments:
         self.state = ctx.state
         self.store = ctx.store
         self.v2_enabled = ctx.config.v2_next
+        self.ctx = ctx
 
     def routes(self) -> list[Route]:
         return [
@@ -107,6 +114,8 @@ class DeviceDeployments:
             return web.Response(status=409)  # the spec's 409 here has no body
         except StateError as exc:
             return replies.state_error(exc, request)
+        if status in FINAL_STATUSES and self.ctx.durable is not None:
+            await self.ctx.durable()
         return web.Response(status=204)
 
     async def log(self, request: web.Request) -> web.Response:

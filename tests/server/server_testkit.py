@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jwt
 import requests
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
@@ -118,6 +119,12 @@ class SimDevice:
     @property
     def pubkey(self) -> str:
         return keys.public_pem(self.key)
+
+    @property
+    def device_id(self) -> str:
+        """The server's id for this device, from the subject of its token."""
+        assert self.token, "authenticate first"
+        return jwt.decode(self.token, options={"verify_signature": False})["sub"]
 
     def auth_body(self, **extra: Any) -> bytes:
         body = {"id_data": json.dumps(self.identity, sort_keys=True), "pubkey": self.pubkey}

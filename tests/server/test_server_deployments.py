@@ -3,7 +3,6 @@ groups, all devices, logs, v1 POST and v2 next."""
 
 from __future__ import annotations
 
-import jwt
 import pytest
 import requests
 from server_testkit import DEPLOYMENTS, NEXT_V2, SimDevice
@@ -15,10 +14,6 @@ pytestmark = pytest.mark.integration
 
 TYPE = "sim-device"
 OLD = "release-1"
-
-
-def _device_id(device):
-    return jwt.decode(device.token, options={"verify_signature": False})["sub"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def fleet(make_device):
 def test_full_deployment_reaches_finished_with_statistics(server, release, fleet):
     api = server.management()
     devices = fleet(2)
-    deployment_id = api.create_deployment("d1", release, devices=[_device_id(d) for d in devices])
+    deployment_id = api.create_deployment("d1", release, devices=[d.device_id for d in devices])
     stats = api.deployment_statistics(deployment_id)
     assert stats["pending"] == 2 and set(stats) >= {"success", "failure", "noartifact"}
     for index, device in enumerate(devices):
@@ -73,7 +68,7 @@ def test_already_installed_and_noartifact_answer_204(server, release, fleet):
     api = server.management()
     installed, foreign = fleet(2)
     deployment_id = api.create_deployment(
-        "d2", release, devices=[_device_id(installed), _device_id(foreign)]
+        "d2", release, devices=[installed.device_id, foreign.device_id]
     )
     assert installed.next(release, TYPE).status_code == 204
     assert foreign.next(OLD, "unknown-type").status_code == 204
@@ -85,7 +80,7 @@ def test_already_installed_and_noartifact_answer_204(server, release, fleet):
 def test_conflicting_data_mid_deployment_fails_the_device_with_409(server, release, fleet):
     api = server.management()
     (device,) = fleet(1)
-    deployment_id = api.create_deployment("d3", release, devices=[_device_id(device)])
+    deployment_id = api.create_deployment("d3", release, devices=[device.device_id])
     assert device.next(OLD, TYPE).status_code == 200
     assert device.status(deployment_id, "downloading").status_code == 204
     assert device.next(OLD, TYPE).status_code == 200  # same data: same instructions
@@ -97,7 +92,7 @@ def test_abort_makes_status_reports_conflict(server, release, fleet):
     api = server.management()
     started, idle = fleet(2)
     deployment_id = api.create_deployment(
-        "d4", release, devices=[_device_id(started), _device_id(idle)]
+        "d4", release, devices=[started.device_id, idle.device_id]
     )
     assert started.next(OLD, TYPE).status_code == 200
     assert started.status(deployment_id, "downloading").status_code == 204
@@ -112,7 +107,7 @@ def test_abort_makes_status_reports_conflict(server, release, fleet):
 def test_group_and_all_devices_deployments(server, release, fleet):
     api = server.management()
     canary, other = fleet(2)
-    api.assign_group(_device_id(canary), "canary")
+    api.assign_group(canary.device_id, "canary")
     group_id = api.create_deployment("d5", release, group="canary")
     assert canary.next(OLD, TYPE).json()["id"] == group_id
     assert other.next(OLD, TYPE).status_code == 204
@@ -129,7 +124,7 @@ def test_group_and_all_devices_deployments(server, release, fleet):
 def test_log_upload_is_readable_by_management(server, release, fleet):
     api = server.management()
     (device,) = fleet(1)
-    deployment_id = api.create_deployment("d8", release, devices=[_device_id(device)])
+    deployment_id = api.create_deployment("d8", release, devices=[device.device_id])
     device.next(OLD, TYPE)
     device.status(deployment_id, "failure")
     messages = [
@@ -137,7 +132,7 @@ def test_log_upload_is_readable_by_management(server, release, fleet):
         {"timestamp": "2026-11-22T10:00:01Z", "level": "INFO", "message": "rolled back"},
     ]
     assert device.log(deployment_id, messages).status_code == 204
-    text = api.device_log(deployment_id, _device_id(device))
+    text = api.device_log(deployment_id, device.device_id)
     assert "ERROR install failed" in text and "INFO rolled back" in text
     assert device.log(deployment_id, [{"level": "x"}], valid=False).status_code == 400
     assert device.log("no-such-deployment", messages).status_code == 404
@@ -147,9 +142,9 @@ def test_bad_requests_and_unknown_artifact(server, release, fleet):
     api = server.management()
     (device,) = fleet(1)
     with pytest.raises(MenderApiError, match="HTTP 422"):
-        api.create_deployment("d9", "no-such-release", devices=[_device_id(device)])
+        api.create_deployment("d9", "no-such-release", devices=[device.device_id])
     assert device.next("", TYPE, valid=False).status_code == 400
-    deployment_id = api.create_deployment("d10", release, devices=[_device_id(device)])
+    deployment_id = api.create_deployment("d10", release, devices=[device.device_id])
     assert device.status(deployment_id, "bogus", valid=False).status_code == 400
     assert device.status("no-such-deployment", "installing").status_code == 404
     api.abort_deployment(deployment_id)
@@ -158,7 +153,7 @@ def test_bad_requests_and_unknown_artifact(server, release, fleet):
 def test_v1_post_and_v2_next(server, release, fleet, spec_check):
     api = server.management()
     (device,) = fleet(1)
-    deployment_id = api.create_deployment("d11", release, devices=[_device_id(device)])
+    deployment_id = api.create_deployment("d11", release, devices=[device.device_id])
     url = server.url
     v1 = requests.post(
         f"{url}{DEPLOYMENTS}/next",
@@ -183,7 +178,7 @@ def test_v1_post_and_v2_next(server, release, fleet, spec_check):
 def test_management_answers_match_the_spec(server, release, fleet, spec_check):
     api = server.management()
     (device,) = fleet(1)
-    deployment_id = api.create_deployment("d12", release, devices=[_device_id(device)])
+    deployment_id = api.create_deployment("d12", release, devices=[device.device_id])
     headers = {"Authorization": f"Bearer {server.mgmt_token}"}
     base = f"{server.url}/api/management"
     for path in (
@@ -193,8 +188,8 @@ def test_management_answers_match_the_spec(server, release, fleet, spec_check):
         "/v1/deployments/artifacts",
         "/v2/devauth/devices?status=accepted&per_page=3",
         "/v2/devauth/devices/count?status=accepted",
-        f"/v2/devauth/devices/{_device_id(device)}",
-        f"/v1/inventory/devices/{_device_id(device)}",
+        f"/v2/devauth/devices/{device.device_id}",
+        f"/v1/inventory/devices/{device.device_id}",
     ):
         response = requests.get(base + path, headers=headers)
         assert response.status_code == 200, path

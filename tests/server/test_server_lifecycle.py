@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import jwt
 import pytest
 import requests
 from server_testkit import SimDevice
@@ -68,7 +67,7 @@ def test_status_counts_devices_deployments_and_requests(server, make_device):
     assert requests_seen["GET /api/devices/v1/deployments/device/deployments/next"]["204"] >= 1
     assert requests_seen["GET <unmatched>"]["404"] == 1
     assert requests.get(f"{server.url}/_mendersim/status").status_code == 401
-    device_id = jwt.decode(device.token, options={"verify_signature": False})["sub"]
+    device_id = device.device_id
     assert (
         requests.get(
             f"{server.url}/api/management/v2/devauth/devices/{device_id}", headers=headers
@@ -128,3 +127,27 @@ def test_write_behind_survives_a_kill(tmp_path, spec_check, make_artifact):
         assert server.management().count_devices("accepted") == 1
     # without --data-dir, artifact files live beside the database and outlive the process
     assert len(list((tmp_path / "server.db.data" / "artifacts").glob("*.mender"))) == 1
+
+
+def test_a_finished_deployment_is_saved_before_it_is_answered(tmp_path, spec_check, make_artifact):
+    db = tmp_path / "server.db"
+    # A flush interval far beyond the test: only the durable path can save the statuses.
+    args = ("--db", str(db), "--db-flush-interval", "1h")
+    with running_server(*args) as server:
+        api = server.management()
+        device = SimDevice(server.url, spec_check)
+        assert device.authenticate().status_code == 200
+        device.put_inventory([{"name": "device_type", "value": "d-type"}])
+        api.upload_artifact(make_artifact("durable", "d-type"))
+        deployment_id = api.create_deployment("durable", "durable", devices=[device.device_id])
+        assert device.next("old", "d-type").status_code == 200
+        assert device.status(deployment_id, "downloading").status_code == 204
+        assert device.status(deployment_id, "success").status_code == 204
+        server.process.kill()  # right after the answer: no timer, no shutdown flush
+        server.process.wait()
+    with running_server(*args) as server:
+        api = server.management()
+        assert api.deployment_statistics(deployment_id)["success"] == 1
+        # the device is not handed the deployment it finished
+        device.url = server.url
+        assert device.next("durable", "d-type").status_code == 204
