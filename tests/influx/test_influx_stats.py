@@ -138,8 +138,10 @@ def test_slow_server_write_yields_to_other_greenlets():
         check=True,
     )
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert 0.9 < figures["elapsed"] < 3
-    assert figures["ticks"] > 0.5 * figures["elapsed"] / 0.01  # the loop ran during the write
+    assert 0.9 < figures["elapsed"] < 10  # the write gave up after its timeout
+    # The device greenlet kept ticking during the write: a blocking write leaves it at 0 or 1.
+    # (Not tied to the ideal 100 ticks a second, which a loaded machine does not give.)
+    assert figures["ticks"] >= 10, figures
     assert figures["dropped"] > 0
 
 
