@@ -48,8 +48,11 @@ ensure_npm_tool() {
 #                       .cache/mender-specs/: copied from ../shared/mender/specs when it is beside
 #                       the checkout, else downloaded from GitHub at the commits pinned in
 #                       ci/mender-specs.sha256; every file is checked against its sha256.
+#                       MENDERSIM_SPECS_URL replaces the download's base URL (a mirror laid out
+#                       like raw.githubusercontent.com/mendersoftware: <repo>/<commit>/<path>).
 ensure_mender_specs() {
   local dest=.cache/mender-specs shared=../shared/mender/specs sum name path
+  local base="${MENDERSIM_SPECS_URL:-https://raw.githubusercontent.com/mendersoftware}"
   mkdir -p "$dest"
   [ -d "$shared" ] || command -v curl >/dev/null || ensure_apt curl
   while read -r sum name path; do
@@ -59,11 +62,12 @@ ensure_mender_specs() {
         cp "$shared/$name" "$dest/$name.part"
       else
         curl -fsSL --retry 3 -o "$dest/$name.part" \
-          "https://raw.githubusercontent.com/mendersoftware/$path" \
+          "${base%/}/$path" \
           || { echo "cannot download $path" >&2; return 1; }
       fi
       echo "$sum  $dest/$name.part" | sha256sum -c --status \
-        || { echo "$name: sha256 does not match ci/mender-specs.sha256" >&2; return 1; }
+        || { rm -f "$dest/$name.part"
+             echo "$name: sha256 does not match ci/mender-specs.sha256" >&2; return 1; }
       mv "$dest/$name.part" "$dest/$name"
     fi
   done < ci/mender-specs.sha256

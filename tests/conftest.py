@@ -43,13 +43,18 @@ def mender_specs() -> pathlib.Path:
 def mender_tool_artifacts(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """Artifacts written now by Mender's own `mender-artifact` (installed by ci/test.sh):
     `rootfs.mender` (512,000-byte `dump`, device type qemux86-64) and `single-file.mender`
-    (a module-image of four files for qemux86-64 and docker-client)."""
+    (a module-image of four files for qemux86-64 and docker-client) and `augmented.mender` (a
+    `delta` module-image for qemux86-64 whose augmented header adds a file, a provide, a depend
+    and meta-data merged into the original's)."""
     directory = tmp_path_factory.mktemp("mender-tool")
     dump = directory / "dump"
     dump.write_bytes(bytes(range(256)) * 2000)
     files = {"dest_dir": b"/\n", "filename": b"date.created\n", "permissions": b"644\n",
              "date.created": b"Tue Dec  1 00:00:00 UTC 2026\n"}  # fmt: skip
-    for name, content in files.items():
+    files_aug = {"meta.json": b'{"source": {"name": "base"}, "chunks": [1]}',
+                 "meta-augment.json": b'{"source": {"checksum": "c0ffee"}, "level": 3}',
+                 "delta.bin": b"delta\n", "patch.bin": b"patch\n"}  # fmt: skip
+    for name, content in {**files, **files_aug}.items():
         (directory / name).write_bytes(content)
     commands = [
         ["write", "rootfs-image", "-n", "deployments-phase-testing", "-t", "qemux86-64",
@@ -57,6 +62,13 @@ def mender_tool_artifacts(tmp_path_factory: pytest.TempPathFactory) -> pathlib.P
         ["write", "module-image", "-T", "single-file", "-n", "date", "-t", "qemux86-64",
          "-t", "docker-client", *[a for n in files for a in ("-f", str(directory / n))],
          "-o", str(directory / "single-file.mender")],
+        ["write", "module-image", "-T", "delta", "-n", "delta-1", "-t", "qemux86-64",
+         "-f", str(directory / "delta.bin"), "-m", str(directory / "meta.json"),
+         "--augment-type", "delta", "--augment-file", str(directory / "patch.bin"),
+         "--augment-meta-data", str(directory / "meta-augment.json"),
+         "--augment-provides", "rootfs-image.delta.source:1.0",
+         "--augment-depends", "rootfs-image.checksum:ab12",
+         "-o", str(directory / "augmented.mender")],
     ]  # fmt: skip
     for args in commands:
         result = subprocess.run(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mendersim.artifact.compression import EXTENSIONS
-from mendersim.artifact.format import ArtifactError, ArtifactInfo
+from mendersim.artifact.format import ArtifactError, ArtifactInfo, AugmentInfo
 from mendersim.artifact.reader import read_artifact
 from mendersim.artifact.writer import ROOTFS_IMAGE, write_artifact
 from mendersim.errors import ConfigError
@@ -79,6 +80,21 @@ def _listed(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def _augment_lines(augment: AugmentInfo) -> list[str]:
+    """What header-augment (outside the signature) contributed to the figures above."""
+    clears = augment.clears_provides
+    return [
+        f"Augmented header (not signed): type {augment.update_type or '(unchanged)'}",
+        "  Provides:",
+        *(f"    {key}: {value}" for key, value in sorted(augment.provides.items())),
+        "  Depends:",
+        *(f"    {key}: {_listed(value)}" for key, value in sorted(augment.depends.items())),
+        f"  Clears provides: {'(original)' if clears is None else ', '.join(clears)}",
+        f"  Meta-data: {json.dumps(augment.meta_data, sort_keys=True)}",
+        f"  Payload files: {', '.join(augment.files)}",
+    ]
+
+
 def describe(info: ArtifactInfo) -> str:
     """The human-readable summary `verify` prints."""
     lines = [
@@ -97,8 +113,12 @@ def describe(info: ArtifactInfo) -> str:
         "Payload files:",
         *(f"  {f.name}: {f.size} bytes, sha256 {f.sha256}" for f in info.payload_files),
     ]
+    if info.meta_data:
+        lines.append(f"Meta-data: {json.dumps(info.meta_data, sort_keys=True)}")
     if info.scripts:
         lines += ["State scripts:", *(f"  {name}" for name in info.scripts)]
+    if info.augment is not None:
+        lines += _augment_lines(info.augment)
     lines.append(f"Size: {info.size} bytes")
     return "\n".join(lines)
 
@@ -113,7 +133,9 @@ def verify_command(args: argparse.Namespace) -> int:
         raise ConfigError(str(args.file), exc.strerror or str(exc)) from None
     with handle:
         try:
-            info = read_artifact(handle, verify_key=key, device_type=args.device_type)
+            info = read_artifact(
+                handle, verify_key=key, device_type=args.device_type, accept_augmented=True
+            )
         except ArtifactError as exc:
             raise ArtifactError(f"{args.file}: {exc}", kind=exc.kind) from None
     sys.stdout.write(describe(info) + "\n")

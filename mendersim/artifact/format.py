@@ -12,14 +12,17 @@ from typing import Any
 from mendersim.errors import MendersimError
 
 FORMAT = "mender"
+ROOTFS_IMAGE = "rootfs-image"
 VERSION = 3
 # Byte-exact content of the `version` member as mender-artifact writes it.
 VERSION_BYTES = b'{"format":"mender","version":3}'
 
 MANIFEST = "manifest"
 MANIFEST_SIG = "manifest.sig"
+MANIFEST_AUGMENT = "manifest-augment"
 VERSION_MEMBER = "version"
 HEADER_RE = re.compile(r"header\.tar(\.(gz|xz|zst))?")
+HEADER_AUGMENT = "header-augment.tar"
 DATA_RE = re.compile(r"data/(\d{4})\.tar(\.(gz|xz|zst))?")
 DATA_PREFIX = "data/0000/"
 
@@ -48,6 +51,18 @@ class PayloadFile:
 
 
 @dataclass(slots=True)
+class AugmentInfo:
+    """What header-augment overrides (mender-artifact's augmented header; not signed)."""
+
+    update_type: str
+    provides: dict[str, Any]
+    depends: dict[str, Any]
+    clears_provides: list[str] | None
+    meta_data: dict[str, Any]
+    files: list[str]  # payload files listed in manifest-augment
+
+
+@dataclass(slots=True)
 class ArtifactInfo:
     format: str
     version: int
@@ -63,3 +78,5 @@ class ArtifactInfo:
     size: int = 0
     scripts: list[str] = field(default_factory=list)
     clears_provides: list[str] = field(default_factory=list)  # type-info's clears_artifact_provides
+    meta_data: dict[str, Any] = field(default_factory=dict)  # headers/0000/meta-data, merged
+    augment: AugmentInfo | None = None

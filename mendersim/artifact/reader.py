@@ -17,17 +17,21 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from mendersim.artifact import compression
+from mendersim.artifact.augment import Combined
 from mendersim.artifact.format import (
     DATA_PREFIX,
     DATA_RE,
     FORMAT,
+    HEADER_AUGMENT,
     HEADER_RE,
     MANIFEST,
+    MANIFEST_AUGMENT,
     MANIFEST_SIG,
     VERSION,
     VERSION_MEMBER,
     ArtifactError,
     ArtifactInfo,
+    AugmentInfo,
     PayloadFile,
 )
 from mendersim.artifact.signing import verify_manifest
@@ -112,12 +116,20 @@ TYPE_INFO_MISMATCH = (
 )
 
 
-class _Header:
-    """What header.tar.<ext> says: header-info, scripts, type-info and meta-data."""
+def _structure(path: list[str]) -> ArtifactError:
+    """mender-artifact's refusal of members out of the v3 grammar (areader verifyParseOrder)."""
+    return ArtifactError(f"Invalid structure: [{' '.join(path)}], wrong element: {path[-1]}")
 
-    def __init__(self) -> None:
+
+class _Header:
+    """What header.tar.<ext> (or header-augment.tar.<ext>) says: header-info, scripts,
+    type-info and meta-data."""
+
+    def __init__(self, augmented: bool = False) -> None:
+        self.augmented = augmented
         self.info: dict[str, Any] = {}
         self.type_info: dict[str, Any] = {}
+        self.meta_data: dict[str, Any] = {}
         self.scripts: list[str] = []
 
     def read(self, tar: tarfile.TarFile) -> None:
@@ -131,6 +143,11 @@ class _Header:
         self.info = _load_json(_read_small(tar, first), "header-info")
         sub_headers: set[str] = set()
         for member in members:
+            if self.augmented and member.name.startswith("scripts/"):
+                raise ArtifactError(
+                    "reader: error getting header Payload number: invalid header path "
+                    f'"{member.name}"'
+                )
             if member.name.startswith("scripts/") and not sub_headers:
                 self.scripts.append(member.name.removeprefix("scripts/"))
                 continue
@@ -147,7 +164,7 @@ class _Header:
             if match.group(2) == "type-info":
                 self.type_info = _load_json(content, member.name)
             elif content.strip():
-                _load_json(content, member.name)
+                self.meta_data = _load_json(content, member.name)
         if "type-info" not in sub_headers:
             raise ArtifactError(
                 "Failed to parse the header: Header's type-info files number not equal to "
@@ -163,6 +180,8 @@ class _Header:
                 f"{count}"
             )
         declared = payloads[0].get("type") if isinstance(payloads[0], dict) else None
+        if self.augmented and declared is None:
+            raise ArtifactError("Empty payload can not have augmented header", member="header-info")
         if declared and self.type_info.get("type") != declared:
             raise ArtifactError(TYPE_INFO_MISMATCH, member="headers/0000/type-info")
         return declared or self.type_info.get("type") or None
@@ -188,18 +207,14 @@ class _Header:
             )
         return name
 
-    def provides(self) -> dict[str, str]:
+    def provides(self, payload: Combined) -> dict[str, str]:
         merged = dict(self.info.get("artifact_provides") or {})
-        merged.update(self.type_info.get("artifact_provides") or {})
+        merged.update(payload.provides)
         return {key: str(value) for key, value in merged.items()}
 
-    def clears_provides(self) -> list[str]:
-        clears = self.type_info.get("clears_artifact_provides") or []
-        return [str(pattern) for pattern in clears] if isinstance(clears, list) else []
-
-    def depends(self) -> dict[str, Any]:
+    def depends(self, payload: Combined) -> dict[str, Any]:
         merged = dict(self.info.get("artifact_depends") or {})
-        merged.update(self.type_info.get("artifact_depends") or {})
+        merged.update(payload.depends)
         return merged
 
 
@@ -212,13 +227,17 @@ class _Reading:
         verify_key: PublicKey | None,
         device_type: str | None,
         require_signature: bool,
+        accept_augmented: bool,
     ) -> None:
         self.source = source
+        self.accept_augmented = accept_augmented
         self.verify_key = verify_key
         self.device_type = device_type
         self.require_signature = require_signature or verify_key is not None
         self.manifest: dict[str, str] = {}
         self.seen: set[str] = set()
+        self.augment_files: list[str] | None = None  # manifest-augment's payload files
+        self.path: list[str] = []  # top-level members read after `version`
 
     def run(self) -> ArtifactInfo:
         with tarfile.open(fileobj=self.source, mode="r|") as outer:  # type: ignore[call-overload]
@@ -232,6 +251,7 @@ class _Reading:
         version = self._expect(members, VERSION_MEMBER)
         version_bytes = _read_small(outer, version)
         _parse_version(version_bytes)
+        self.path.clear()  # mender-artifact's parse path starts after `version`
         manifest_member = self._expect(members, MANIFEST)
         manifest_bytes = _read_small(outer, manifest_member)
         self.manifest = _parse_manifest(manifest_bytes)
@@ -241,13 +261,29 @@ class _Reading:
         if signature != "unsigned":
             member = self._next(members)
         self._check(VERSION_MEMBER, hashlib.sha256(version_bytes).hexdigest())
+        if member is not None and member.name == MANIFEST_AUGMENT:
+            self._augment_manifest(outer, member)
+            member = self._next(members)
 
         if member is None or not HEADER_RE.fullmatch(member.name):
             got = member.name if member else "EOF"
+            if self.accept_augmented and got.startswith(HEADER_AUGMENT):
+                raise _structure(self.path)
             raise ArtifactError(f"Got unexpected token {got} expected 'Header'")
-        header, header_compression = self._header(outer, member)
+        header, header_compression = self._header(outer, member, _Header())
+        augment = None
+        if self.augment_files is not None:
+            augment = self._augment_header(outer, members, member.name)
         name = header.name()
         update_type = header.update_type()
+        augment_type = augment.update_type() if augment else None
+        payload = Combined(
+            header.type_info,
+            header.meta_data,
+            augment_type,
+            augment.type_info if augment else None,
+            augment.meta_data if augment else None,
+        )
         device_types = header.device_types()
         if self.device_type is not None and self.device_type not in device_types:
             raise ArtifactError(
@@ -268,21 +304,73 @@ class _Reading:
             format=FORMAT,
             version=VERSION,
             name=name,
-            update_type=update_type,
+            update_type=augment_type or update_type,
             device_types=device_types,
-            provides=header.provides(),
-            depends=header.depends(),
+            provides=header.provides(payload),
+            depends=header.depends(payload),
             payload_files=files,
             compression=header_compression,
             signed=signature != "unsigned",
             signature=signature,
             scripts=header.scripts,
-            clears_provides=header.clears_provides(),
+            clears_provides=payload.clears,
+            meta_data=payload.meta_data,
+            augment=None if augment is None else self._augment_info(augment),
         )
 
-    @staticmethod
-    def _next(members: Iterator[tarfile.TarInfo]) -> tarfile.TarInfo | None:
-        return next(members, None)
+    def _augment_info(self, augment: _Header) -> AugmentInfo:
+        clears = augment.type_info.get("clears_artifact_provides")
+        return AugmentInfo(
+            update_type=augment.update_type() or "",
+            provides=dict(augment.type_info.get("artifact_provides") or {}),
+            depends=dict(augment.type_info.get("artifact_depends") or {}),
+            clears_provides=[str(c) for c in clears] if isinstance(clears, list) else None,
+            meta_data=augment.meta_data,
+            files=[f.removeprefix(DATA_PREFIX) for f in self.augment_files or []],
+        )
+
+    def _augment_manifest(self, outer: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        """manifest-augment: checksums of the augmented header and payload files, outside the
+        signature. The C++ client has no such member and stops at it."""
+        if not self.accept_augmented:
+            raise ArtifactError(
+                "Got unexpected token Unrecognized expected 'Header'",
+                kind="unsupported",
+                member=MANIFEST_AUGMENT,
+            )
+        entries = _parse_manifest(_read_small(outer, member))
+        if set(entries) & set(self.manifest):
+            raise ArtifactError(
+                "readHeaderV3: Failed to populate the manifest's checksum store: "
+                "file already exists",
+                member=", ".join(sorted(set(entries) & set(self.manifest))),
+            )
+        self.manifest.update(entries)
+        self.augment_files = [f for f in entries if f.startswith(DATA_PREFIX)]
+
+    def _augment_header(
+        self, outer: tarfile.TarFile, members: Iterator[tarfile.TarInfo], header_name: str
+    ) -> _Header:
+        """header-augment.tar.<ext>, compressed as header.tar.<ext> is (the grammar pairs them)."""
+        expected = HEADER_AUGMENT + header_name.removeprefix("header.tar")
+        member = self._next(members)
+        if member is None:
+            raise ArtifactError("The artifact does not contain all required fields")
+        if member.name != expected:
+            raise _structure(self.path)
+        if expected.endswith(".zst"):
+            # areader/reader.go matches "header-augument.tar.zst" (sic): zstd is refused.
+            raise ArtifactError(
+                f"reader: found unexpected file in artifact: {expected}", kind="unsupported"
+            )
+        augment, _ = self._header(outer, member, _Header(augmented=True))
+        return augment
+
+    def _next(self, members: Iterator[tarfile.TarInfo]) -> tarfile.TarInfo | None:
+        member = next(members, None)
+        if member is not None:
+            self.path.append(member.name)
+        return member
 
     def _expect(self, members: Iterator[tarfile.TarInfo], name: str) -> tarfile.TarInfo:
         member = self._next(members)
@@ -317,10 +405,12 @@ class _Reading:
             raise ArtifactError("Wrong manifest signature or wrong key", kind="signature")
         return "verified"
 
-    def _header(self, outer: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[_Header, str]:
-        name = compression.name_of_suffix(HEADER_RE.fullmatch(member.name).group(1) or "")  # type: ignore[union-attr]
+    def _header(
+        self, outer: tarfile.TarFile, member: tarfile.TarInfo, header: _Header
+    ) -> tuple[_Header, str]:
+        suffix = member.name.partition(".tar")[2]
+        name = compression.name_of_suffix(suffix)
         stored = ChunkReader(outer.extractfile(member), hashed=True)  # type: ignore[arg-type]
-        header = _Header()
         unpacked = compression.decompressor(name, stored)  # type: ignore[arg-type]
         with _inner_errors(member.name), tarfile.open(fileobj=unpacked, mode="r|") as inner:
             header.read(inner)
@@ -333,6 +423,8 @@ class _Reading:
         files: list[PayloadFile] = []
         for index, member in enumerate(members):
             match = DATA_RE.fullmatch(member.name)
+            if match is None and self.accept_augmented and member.name.startswith(HEADER_AUGMENT):
+                raise _structure([*self.path, member.name])
             if match is None:
                 raise ArtifactError(f"reader: found unexpected file in artifact: {member.name}")
             if index > 0 or match.group(1) != "0000":
@@ -384,11 +476,15 @@ def read_artifact(
     verify_key: PublicKey | None = None,
     device_type: str | None = None,
     require_signature: bool = False,
+    accept_augmented: bool = False,
 ) -> ArtifactInfo:
     """Read and verify a whole artifact in one pass; raise ArtifactError on the first defect.
 
     `verify_key` implies that a signature is required, as on a client configured with one.
+    `accept_augmented` reads augmented artifacts as mender-artifact and the server do; without
+    it they are refused as the C++ client refuses them.
     """
     stream = ChunkReader(source)
     with _inner_errors(None):
-        return _Reading(stream, verify_key, device_type, require_signature).run()
+        reading = _Reading(stream, verify_key, device_type, require_signature, accept_augmented)
+        return reading.run()

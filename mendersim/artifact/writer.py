@@ -24,6 +24,7 @@ from mendersim.artifact.format import (
     FORMAT,
     MANIFEST,
     MANIFEST_SIG,
+    ROOTFS_IMAGE,
     VERSION,
     VERSION_BYTES,
     VERSION_MEMBER,
@@ -36,8 +37,6 @@ from mendersim.artifact.signing import EcdsaEncoding, check_signing_key, sign_ma
 from mendersim.artifact.streams import ChunkReader
 from mendersim.artifact.tarstream import write_end, write_member
 from mendersim.fleet.keys import PrivateKey
-
-ROOTFS_IMAGE = "rootfs-image"
 
 
 def _json(value: Any) -> bytes:

@@ -174,7 +174,7 @@ class Management:
 
     def _describe(self, filename: str, size: int, description: str) -> Artifact:
         with open(self.store.directory / filename, "rb") as source:
-            info = read_artifact(source)
+            info = read_artifact(source, accept_augmented=True)
         return Artifact(
             id=str(uuid.uuid4()),
             name=info.name,

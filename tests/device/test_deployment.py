@@ -293,3 +293,12 @@ def test_lost_log_upload_repeats_status_and_log_like_the_client():
 def test_zero_byte_payload_downloads_and_installs():
     _device, server, _, _ = deploy(data=artifact(size=0))
     assert server.statuses()[-1] == "success"
+
+
+def test_augmented_artifact_downloads_then_fails_as_the_cpp_client(mender_tool_artifacts):
+    data = (mender_tool_artifacts / "augmented.mender").read_bytes()
+    device, server, _, _ = deploy(data=data, record=make_record(device_type="qemux86-64"))
+    assert server.statuses() == ["downloading", "failure"]
+    text = [m["message"] for m in uploaded_log(server)]
+    assert "Got unexpected token Unrecognized expected 'Header' (manifest-augment)" in text, text
+    assert device.state_update().history[0].failure_reason == "artifact_unsupported"

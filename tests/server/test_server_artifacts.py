@@ -113,3 +113,18 @@ def test_zero_byte_payload_uploads_and_downloads_whole(server, make_device, make
     with io.BytesIO(download.content) as handle:
         files = read_artifact(handle, device_type="zero-type").payload_files
     assert [(f.name, f.size) for f in files] == [("rootfs.img", 0)]
+
+
+def test_augmented_artifact_uploads_with_its_merged_fields(
+    server, make_device, mender_tool_artifacts
+):
+    path = mender_tool_artifacts / "augmented.mender"
+    artifact_id = server.management().upload_artifact(path, "augmented")
+    listed = {a["id"]: a for a in server.management().list_artifacts()}[artifact_id]
+    assert listed["updates"][0]["type_info"]["type"] == "delta"
+    assert [f["name"] for f in listed["updates"][0]["files"]] == ["delta.bin", "patch.bin"]
+    assert listed["artifact_provides"]["rootfs-image.delta.source"] == "1.0"
+    assert listed["artifact_depends"]["rootfs-image.checksum"] == "ab12"
+    instructions = _instructions(server, make_device, "delta-1", "qemux86-64")
+    download = requests.get(instructions["artifact"]["source"]["uri"])
+    assert download.status_code == 200 and download.content == path.read_bytes()
