@@ -10,6 +10,7 @@ from typing import Any
 
 from mendersim.telemetry import spec as telemetry_spec
 from mendersim.telemetry.commands import CommandHandler
+from mendersim.telemetry.gateway import Gateway
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
 from mendersim.telemetry.sensors import DeviceSensors
 from mendersim.telemetry.session import Session
@@ -40,7 +41,7 @@ class TelemetryHub:
         self.loop = GeventMqttLoop()
         self.truth = TruthWriter(truth_path)
         self._specs: dict[str, telemetry_spec.TelemetrySpec | None] = {}
-        self._running: dict[Any, tuple[Session, Streaming | None]] = {}
+        self._running: dict[Any, tuple[Session, Streaming | Gateway | None]] = {}
         self._origin = time.time()
         self._refused_logged = False
 
@@ -49,8 +50,9 @@ class TelemetryHub:
             self._specs[name] = telemetry_spec.from_profile(document)
 
     def start(self, device: Any, engine: dict[str, Any], clock: Any = None) -> None:
-        """Open the device's session and start its streams (profiles without telemetry only
-        hold a session, for commands)."""
+        """Open the device's session and start its streams, or its child sensors and edge
+        processing for a gateway (profiles without telemetry only hold a session, for
+        commands)."""
         record = device.record
         spec = self._specs.get(record.profile)
         seed = int(engine.get("seed", 0))
@@ -72,25 +74,33 @@ class TelemetryHub:
             offline=offline,
         )
         handler.session = session
-        streaming = None
+        streaming: Streaming | Gateway | None = None
         if spec is not None:
-            sensors = DeviceSensors(
-                spec,
-                record.device_id,
-                record.attributes(),
-                seed,
-                on_anomaly=lambda device_id, a, p=record.profile: self.truth.record(
-                    device_id, p, a
-                ),
-            )
-            streaming = Streaming(
-                session,
-                sensors,
-                origin=self._origin,
-                time_scale=float(engine.get("time_scale", 1.0)),
-                qos=self.settings.qos,
-                clock=clock,
-            )
+
+            def truth(device_id: str, anomaly: Any, profile: str = record.profile) -> None:
+                self.truth.record(device_id, profile, anomaly)
+
+            timing = {
+                "origin": self._origin,
+                "time_scale": float(engine.get("time_scale", 1.0)),
+                "qos": self.settings.qos,
+                "clock": clock,
+            }
+            if spec.gateway is not None:
+                streaming = Gateway(
+                    session,
+                    spec,
+                    record.device_id,
+                    record.attributes(),
+                    seed,
+                    on_anomaly=truth,
+                    **timing,
+                )
+            else:
+                sensors = DeviceSensors(
+                    spec, record.device_id, record.attributes(), seed, on_anomaly=truth
+                )
+                streaming = Streaming(session, sensors, **timing)
             streaming.start()
         session.start()
         self._running[device] = (session, streaming)

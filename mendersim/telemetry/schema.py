@@ -11,6 +11,7 @@ from typing import Any
 ANOMALY_TYPES: tuple[str, ...] = ("spike", "drift", "pattern_change", "missing", "noise_burst")
 STREAM_KINDS: tuple[str, ...] = ("gauge", "event")
 ENCODINGS: tuple[str, ...] = ("json", "binary")
+AGGREGATES: tuple[str, ...] = ("min", "max", "mean", "count", "last")
 
 _NUMBER = {"type": "number"}
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
@@ -50,6 +51,11 @@ _STREAM = {
         },
         "interval_s": _POSITIVE,
         "qos": {"enum": [0, 1, 2]},
+        # edge rules, read by a gateway (see _GATEWAY): report by exception instead of
+        # aggregating, and alerts sent at once when a reading crosses a limit
+        "deadband": _POSITIVE,
+        "alert_above": _NUMBER,
+        "alert_below": _NUMBER,
     },
     "required": ["name", "base"],
     "additionalProperties": False,
@@ -66,6 +72,27 @@ _ANOMALY_TYPE = {
     "additionalProperties": False,
 }
 
+# A gateway device owns `children` sensors, each with the section's streams, and sends what its
+# rules select: per window the `aggregates` of each stream, deadband reports, alerts; while
+# offline up to `buffer` messages wait for the link.
+_GATEWAY = {
+    "type": "object",
+    "properties": {
+        "children": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "window_s": _POSITIVE,
+        "aggregates": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": list(AGGREGATES)},
+        },
+        "buffer": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        "qos": {"enum": [0, 1, 2]},
+    },
+    "required": ["children"],
+    "additionalProperties": False,
+}
+
 TELEMETRY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -75,6 +102,7 @@ TELEMETRY_SCHEMA: dict[str, Any] = {
         "encoding": {"enum": list(ENCODINGS)},
         "qos": {"enum": [0, 1, 2]},
         "streams": {"type": "array", "minItems": 1, "items": _STREAM},
+        "gateway": _GATEWAY,
         "locations": {
             "type": "array",
             "minItems": 1,

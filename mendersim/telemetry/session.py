@@ -115,6 +115,11 @@ class Session:
 
     # -- publishing ----------------------------------------------------------------------------
 
+    @property
+    def unacknowledged(self) -> int:
+        """QoS 1 and 2 messages sent and not yet acknowledged (paho's queue for them is bounded)."""
+        return len(self._pending)
+
     def publish(self, stream: str, topic: str, payload: bytes, qos: int, retain: bool = False):
         """Send now, or keep in the bounded outbox while disconnected (overflow is counted)."""
         if self.connected:

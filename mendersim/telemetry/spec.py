@@ -17,6 +17,9 @@ from mendersim.telemetry.schema import ANOMALY_TYPES
 
 DEFAULT_INTERVAL_S = 60.0
 DEFAULT_SLOT_S = 3600.0
+DEFAULT_WINDOW_S = 60.0
+DEFAULT_AGGREGATES = ("min", "max", "mean", "count")
+DEFAULT_GATEWAY_BUFFER = 10_000
 # Default anomaly shapes: weight, shortest and longest duration (s), magnitude (see anomalies.py).
 DEFAULT_TYPES: dict[str, tuple[float, float, float, float]] = {
     "spike": (4, 30, 120, 8.0),
@@ -41,6 +44,10 @@ class StreamSpec:
     high: float | None
     interval_s: float  # between readings, in simulated seconds
     qos: int
+    # edge rules (a gateway's): report by exception past this band instead of aggregating
+    deadband: float | None = None
+    alert_above: float | None = None  # an alert is sent at once when a reading crosses a limit
+    alert_below: float | None = None
 
     @property
     def sigma(self) -> float:
@@ -66,6 +73,17 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    """A gateway's edge processing: its child sensors and what it sends of their readings."""
+
+    children: int
+    window_s: float  # aggregates cover epoch-aligned windows of this many simulated seconds
+    aggregates: tuple[str, ...]
+    buffer: int  # messages kept while offline; beyond it the oldest are dropped and counted
+    qos: int
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetrySpec:
     profile: str
     streams: tuple[StreamSpec, ...]
@@ -76,6 +94,7 @@ class TelemetrySpec:
     types: tuple[AnomalyType, ...]
     locations: tuple[Location, ...]
     quirk_rates: tuple[tuple[tuple[tuple[str, Any], ...], float], ...]
+    gateway: GatewaySpec | None = None
 
     def anomaly_rate(self, attributes: Mapping[str, Any]) -> float:
         """The profile's rate, or that of the last quirk matching the device's attributes."""
@@ -112,6 +131,7 @@ def from_profile(profile: Mapping[str, Any], where: str = "") -> TelemetrySpec |
     anomalies = section.get("anomalies") or {}
     slot = float(anomalies.get("slot_s", DEFAULT_SLOT_S))
     types = _types(anomalies.get("types"), slot, f"{where}.anomalies.types")
+    gateway = _gateway(section.get("gateway"), qos, streams, where)
     return TelemetrySpec(
         profile=name,
         streams=streams,
@@ -134,6 +154,36 @@ def from_profile(profile: Mapping[str, Any], where: str = "") -> TelemetrySpec |
             for q in profile.get("quirks") or ()
             if "anomaly_rate" in q
         ),
+        gateway=gateway,
+    )
+
+
+def _gateway(
+    doc: Mapping[str, Any] | None, qos: int, streams: tuple[StreamSpec, ...], where: str
+) -> GatewaySpec | None:
+    """The gateway's spec; edge rules on the streams of a device that is no gateway are an
+    error, since nothing would apply them."""
+    if not doc:
+        for i, stream in enumerate(streams):
+            for key in ("deadband", "alert_above", "alert_below"):
+                if getattr(stream, key) is not None:
+                    raise ConfigError(
+                        f"{where}.streams[{i}].{key}", "an edge rule: it needs telemetry.gateway"
+                    )
+        return None
+    window = float(doc.get("window_s", DEFAULT_WINDOW_S))
+    for i, stream in enumerate(streams):
+        if stream.deadband is None and stream.interval_s > window:
+            raise ConfigError(
+                f"{where}.streams[{i}].interval_s",
+                f"{stream.interval_s:g} s is longer than the gateway's window ({window:g} s)",
+            )
+    return GatewaySpec(
+        children=int(doc["children"]),
+        window_s=window,
+        aggregates=tuple(doc.get("aggregates", DEFAULT_AGGREGATES)),
+        buffer=int(doc.get("buffer", DEFAULT_GATEWAY_BUFFER)),
+        qos=int(doc.get("qos", qos)),
     )
 
 
@@ -147,6 +197,9 @@ def _stream(doc: Mapping[str, Any], interval: float, qos: int, where: str) -> St
     base = float(doc["base"])
     if kind == "event" and not 0 <= base <= 1:
         raise ConfigError(f"{where}.base", "an event stream's base is a probability in [0, 1]")
+    above, below = doc.get("alert_above"), doc.get("alert_below")
+    if above is not None and below is not None and below >= above:
+        raise ConfigError(f"{where}.alert_below", "must be lower than alert_above")
     return StreamSpec(
         name=str(doc["name"]),
         kind=kind,
@@ -160,6 +213,9 @@ def _stream(doc: Mapping[str, Any], interval: float, qos: int, where: str) -> St
         high=None if high is None else float(high),
         interval_s=float(doc.get("interval_s", interval)),
         qos=int(doc.get("qos", qos)),
+        deadband=None if doc.get("deadband") is None else float(doc["deadband"]),
+        alert_above=None if above is None else float(above),
+        alert_below=None if below is None else float(below),
     )
 
 

@@ -1,13 +1,10 @@
 """A device's telemetry: each stream read on its own interval, batched, encoded and published.
 
-Readings are taken on a simulated timeline: `origin` plus real elapsed time divided by the run's
-time scale, aligned to each stream's interval, so timestamps, values and the ground truth agree
-whatever the scale.
+Readings are taken on the simulated timeline (timeline.py), aligned to each stream's interval.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import gevent
@@ -15,6 +12,7 @@ import gevent
 from mendersim.telemetry import payload
 from mendersim.telemetry.sensors import DeviceSensors
 from mendersim.telemetry.session import Session
+from mendersim.telemetry.timeline import Timeline
 
 
 class Streaming:
@@ -30,16 +28,13 @@ class Streaming:
     ) -> None:
         self.session = session
         self.sensors = sensors
-        self._origin = origin
-        self._started = time.monotonic()
-        self._scale = time_scale
+        self.timeline = Timeline(origin, time_scale, clock)
         self._qos = qos
-        self._clock = clock  # the harness's clock records scheduler lag; else gevent.sleep
         self._greenlet: gevent.Greenlet | None = None
 
     def now(self) -> float:
         """The simulated time."""
-        return self._origin + (time.monotonic() - self._started) / self._scale
+        return self.timeline.now()
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
@@ -55,10 +50,7 @@ class Streaming:
         batches: dict[str, list[payload.Reading]] = {s.name: [] for s in spec.streams}
         seqs = dict.fromkeys(batches, 0)
         while True:
-            soonest = min(due.values())
-            wait = (soonest - self.now()) * self._scale
-            if wait > 0:
-                (self._clock.sleep if self._clock else gevent.sleep)(wait)
+            self.timeline.sleep_until(min(due.values()))
             for stream in spec.streams:
                 t = due[stream.name]
                 if t > self.now():

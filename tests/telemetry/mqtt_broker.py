@@ -6,9 +6,12 @@ import getpass
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -80,3 +83,22 @@ def running_broker(folder: Path, **kwargs):
         yield broker
     finally:
         broker.stop()
+
+
+class Subscriber:
+    """A plain paho client in its own thread: what an IoT platform receives."""
+
+    def __init__(self, port: int, topic: str, qos: int = 2) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._ready = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=qos)
+        self.client.on_subscribe = lambda *_: self._ready.set()
+        self.client.on_message = lambda c, u, m: self.messages.append(m)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from types import SimpleNamespace
 
@@ -11,32 +10,13 @@ import gevent
 import paho.mqtt.client as mqtt
 import pytest
 from locust.event import Events
-from mqtt_broker import running_broker
+from mqtt_broker import Subscriber, running_broker
 
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
 from mendersim.telemetry.session import Session
 from mendersim.telemetry.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
-
-
-class Subscriber:
-    """A plain paho client in its own thread: what an IoT platform receives."""
-
-    def __init__(self, port: int, topic: str, qos: int = 2) -> None:
-        self.messages: list[mqtt.MQTTMessage] = []
-        self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=qos)
-        self.client.on_subscribe = lambda *_: self._ready.set()
-        self.client.on_message = lambda c, u, m: self.messages.append(m)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._ready.wait(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _env():
