@@ -100,6 +100,7 @@ class Behaviour:
             traffic=Traffic(
                 tier=str(profile.get("tier", "standard")),
                 deviceconfig=bool(profile.get("deviceconfig", False)),
+                deviceconnect=bool(profile.get("deviceconnect", False)),
             ),
             churn=rules_from_profile(profile.get("inventory_churn"), where),
         )

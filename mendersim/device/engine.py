@@ -21,6 +21,7 @@ from mendersim.device.behaviour import Behaviour
 from mendersim.device.churn import InventoryChurn
 from mendersim.device.deployment import DEPLOYMENT_PHASES, Deployment
 from mendersim.device.deviceconfig import DeviceConfiguration
+from mendersim.device.deviceconnect import PING_EVERY_S, DeviceConnect
 from mendersim.device.events import DeviceListener
 from mendersim.device.inventory import INVENTORY_PATH, inventory_body
 from mendersim.device.shaping import ShapedTransport
@@ -48,6 +49,7 @@ class EngineConfig:
     poll_interval: float | None = None  # overrides the profile's update_poll (seconds, unscaled)
     seed: int = 0  # failure decisions deterministic under (seed, device_id, deployment id)
     start_spread: float | None = None  # first poll within [0, this) s (scaled); None = one interval
+    deviceconnect_ping: float = PING_EVERY_S  # real seconds: keepalives are not time-scaled
 
 
 class _Found:
@@ -69,6 +71,7 @@ class Device:
         "_auth_since",
         "_churn",
         "_configuration",
+        "_deviceconnect",
         "_history",
         "_inventory_base",
         "_inventory_failures",
@@ -121,6 +124,7 @@ class Device:
         self._inventory_sent = False
         self._churn: InventoryChurn | None = None
         self._configuration: DeviceConfiguration | None = None
+        self._deviceconnect: DeviceConnect | None = None
         self._use_v1 = False
         self._poll_failures = 0
         self._inventory_failures = 0
@@ -144,9 +148,16 @@ class Device:
         """Whether a deployment is in progress (its state is `phase`)."""
         return self.phase in DEPLOYMENT_PHASES
 
+    @property
+    def deviceconnect(self) -> DeviceConnect | None:
+        """The deviceconnect link, when the device runs mender-connect."""
+        return self._deviceconnect
+
     def stop(self) -> None:
         """Ask the device to end; run() returns at its next step."""
         self._stopped = True
+        if self._deviceconnect is not None:
+            self._deviceconnect.stop()
 
     def state_update(self) -> DeviceStateUpdate:
         """The device's state for the store, with the history entries not handed out yet."""
@@ -178,6 +189,8 @@ class Device:
             )
         if behaviour.traffic.deviceconfig:
             self._configuration = DeviceConfiguration()
+        if behaviour.traffic.deviceconnect:
+            self._deviceconnect = DeviceConnect(self)
         next_inventory = next_poll = self.clock.now()
         while not self._stopped:
             now = self.clock.now()
@@ -197,6 +210,8 @@ class Device:
                     next_inventory = self.clock.now()
                     continue
             self._sleep(min(next_poll, next_inventory) - self.clock.now())
+        if self._deviceconnect is not None:
+            self._deviceconnect.stop()
         self.set_phase("idle")
 
     # What deployments use.
@@ -225,7 +240,12 @@ class Device:
         """The device is down (no requests) for `seconds` (unscaled) and loses its token."""
         seconds *= self.config.time_scale
         self._token = None
+        link = self._deviceconnect
+        if link is not None:
+            link.down()
         self.clock.sleep(seconds)
+        if link is not None and not self._stopped:
+            link.up()
         if kind == "reboot" and self._churn is not None:
             self._churn.rebooted(self.clock.now())
         self.listener.downtime(self, kind, seconds)
@@ -270,6 +290,8 @@ class Device:
         if response.status == 200 and response.body:
             self._token = response.body.decode("ascii", "replace").strip()
             self._inventory_hash = None  # the client clears its inventory cache on re-auth
+            if self._deviceconnect is not None:  # mender-connect hears of the new token
+                self._deviceconnect.token_changed(self._token)
             if not self._accepted_in_run:
                 self._accepted_in_run = True
                 log.info(

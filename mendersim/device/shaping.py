@@ -7,12 +7,19 @@ applied here: the download paces itself (download.py) because it knows the artif
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
-from mendersim.device import decide
+from mendersim.device import decide, steps
 from mendersim.device.network import NetworkProfile
-from mendersim.device.transport import Clock, Response, StreamResponse, Transport, TransportError
+from mendersim.device.transport import (
+    Clock,
+    Response,
+    StreamResponse,
+    Transport,
+    TransportError,
+    WebSocket,
+)
 
 MIN_RETRANSMIT_S = 1.0  # TCP's initial retransmission timeout (RFC 6298)
 TIMEOUT_S = 30.0  # how long a device waits before giving up on a lost exchange
@@ -90,6 +97,27 @@ class ShapedTransport:
         self, step: str, url: str, *, headers: Mapping[str, str] | None = None
     ) -> AbstractContextManager[StreamResponse]:
         return self._stream(step, url, headers)
+
+    def websocket(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        on_closed: Callable[[str], None],
+        ping_every: float,
+        deadline: float,
+        link_down: Callable[[], bool] | None = None,
+    ) -> WebSocket | Response:
+        """The upgrade pays the link's set-up; an outage ends the open connection."""
+        self._before(steps.DEVICECONNECT, 0)
+        return self._inner.websocket(
+            url,
+            headers=headers,
+            on_closed=on_closed,
+            ping_every=ping_every,
+            deadline=deadline,
+            link_down=self.offline if self.profile.outage else link_down,
+        )
 
     @contextmanager
     def _stream(

@@ -5,6 +5,9 @@ INVENTORY = "inventory"
 INVENTORY_CHURN = "inventory:churn"  # a PUT only churned attributes made necessary
 DEVICECONFIG = "deviceconfig"  # the configuration the server holds for the device
 DEVICECONFIG_REPORT = "deviceconfig:report"  # the applied configuration reported back
+DEVICECONNECT = "deviceconnect connect"  # the websocket upgrade of mender-connect's link
+DEVICECONNECT_PING = "deviceconnect ping"  # the device's ping until the server's pong
+DEVICECONNECT_DROP = "deviceconnect drop"  # an open link lost (a failure entry, by reason)
 NEXT = "deployments/next"
 DEPLOYMENT_LOG = "deployment log"
 DOWNLOAD = "download"
@@ -30,4 +33,14 @@ def status(value: str) -> str:
 
 def known() -> tuple[str, ...]:
     """Every step name the statistics may hold: what a thresholds file may name."""
-    return (AUTH, INVENTORY, NEXT, DEPLOYMENT_LOG, DOWNLOAD, *(status(s) for s in STATUSES))
+    return (
+        AUTH,
+        INVENTORY,
+        NEXT,
+        DEPLOYMENT_LOG,
+        DOWNLOAD,
+        DEVICECONNECT,
+        DEVICECONNECT_PING,
+        DEVICECONNECT_DROP,
+        *(status(s) for s in STATUSES),
+    )

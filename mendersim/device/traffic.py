@@ -1,17 +1,19 @@
 """Which parts of a device's server traffic run: per profile, overridden from the command line.
 
-`--mendersim-traffic tier=micro,churn=off,deviceconfig=on` overrides what every profile says; a
-profile sets its own with `tier:`, `inventory_churn:` and `deviceconfig:`.
+`--mendersim-traffic tier=micro,churn=off,deviceconfig=on,deviceconnect=on` overrides what every
+profile says; a profile sets its own with `tier:`, `inventory_churn:`, `deviceconfig:` and
+`deviceconnect:`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from mendersim.errors import ConfigError
 
 TIERS: tuple[str, ...] = ("standard", "micro", "system")  # the C++ client's device tiers
-SWITCHES: tuple[str, ...] = ("churn", "deviceconfig")
+SWITCHES: tuple[str, ...] = ("churn", "deviceconfig", "deviceconnect")
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
 
@@ -20,17 +22,13 @@ class Traffic:
     tier: str = "standard"
     churn: bool = True  # inventory churn runs when the profile has rules
     deviceconfig: bool = False  # the mender-configure add-on: configuration fetched and reported
+    deviceconnect: bool = False  # mender-connect: a websocket kept open to deviceconnect
 
     def overridden(self, overrides: tuple[tuple[str, str], ...]) -> Traffic:
-        tier, churn, deviceconfig = self.tier, self.churn, self.deviceconfig
+        changed: dict[str, str | bool] = {}
         for name, value in overrides:
-            if name == "tier":
-                tier = value
-            elif name == "churn":
-                churn = value in _ON
-            elif name == "deviceconfig":
-                deviceconfig = value in _ON
-        return Traffic(tier=tier, churn=churn, deviceconfig=deviceconfig)
+            changed[name] = value if name == "tier" else value in _ON
+        return dataclasses.replace(self, **changed)
 
 
 STANDARD_TRAFFIC = Traffic()

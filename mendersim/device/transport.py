@@ -7,7 +7,7 @@ in tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -46,6 +46,16 @@ class StreamResponse(Protocol):
         ...
 
 
+class WebSocket(Protocol):
+    """An open websocket. The transport keeps it alive: it pings every `ping_every` seconds,
+    answers the server's pings and drops the link after `deadline` seconds without a ping or
+    pong from the server; it records the statistics (see device.steps)."""
+
+    def close(self) -> None:
+        """End the connection (the socket is closed; `on_closed` is not called)."""
+        ...
+
+
 class Transport(Protocol):
     def request(
         self,
@@ -66,6 +76,24 @@ class Transport(Protocol):
         """A GET whose body is read in chunks (artifact downloads)."""
         ...
 
+    def websocket(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        on_closed: Callable[[str], None],
+        ping_every: float,
+        deadline: float,
+        link_down: Callable[[], bool] | None = None,
+    ) -> WebSocket | Response:
+        """A GET upgraded to a websocket: the open socket, or the server's answer when it
+        refused the upgrade (401, ...). Raises TransportError when no answer came.
+
+        `on_closed(kind)` is called once when the connection ends other than by `close()`
+        (kind as TransportError's, e.g. "closed_by_server", "timeout"); `link_down()` says the
+        device's network is in an outage, which ends the connection too."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> float:
@@ -78,4 +106,10 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None:
         """Yield for `seconds` (real or virtual)."""
+        ...
+
+    def later(self, seconds: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Run `action` on its own after `seconds` (it may block, as a device's call does);
+        returns what cancels it. What a device does beside its main loop (the deviceconnect
+        link) runs this way."""
         ...

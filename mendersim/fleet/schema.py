@@ -218,6 +218,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
         "tier": {"enum": list(TIERS)},
         "inventory_churn": CHURN_SCHEMA,
         "deviceconfig": {"type": "boolean"},
+        "deviceconnect": {"type": "boolean"},
     },
     "required": ["name", "identity", "key_type", "device_types", "artifact_name", "network"],
     "additionalProperties": False,

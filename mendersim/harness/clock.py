@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 import gevent
 
@@ -91,3 +92,7 @@ class GeventClock:
         planned = time.monotonic() + max(seconds, 0.0)
         gevent.sleep(seconds)
         self._lag.record(time.monotonic() - planned)
+
+    def later(self, seconds: float, action: Callable[[], None]) -> Callable[[], None]:
+        """A greenlet of its own, existing only until the action has run."""
+        return partial(gevent.spawn_later(max(seconds, 0.0), action).kill, block=False)

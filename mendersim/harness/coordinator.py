@@ -111,6 +111,7 @@ class Coordinator:
             "connection": options.connection,
             "start_spread": spread,
             "traffic": [list(pair) for pair in options.traffic],
+            "deviceconnect_ping": options.deviceconnect_ping,
         }
 
     # -- messages ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mendersim.device.deviceconnect import PING_EVERY_S
 from mendersim.device.traffic import parse_overrides
 from mendersim.errors import ConfigError
 from mendersim.harness import mqtt_options, secrets
@@ -145,7 +146,15 @@ def add_arguments(parser: Any) -> None:
         default="",
         help="Overrides of every profile's traffic, e.g. tier=micro,churn=off,deviceconfig=on "
         "(tier: standard, micro or system; churn: inventory churn on or off; "
-        "deviceconfig: configuration fetch and report on or off)",
+        "deviceconfig: configuration fetch and report on or off; "
+        "deviceconnect: the mender-connect websocket on or off)",
+    )
+    option(
+        "--mendersim-deviceconnect-ping",
+        type=float,
+        default=PING_EVERY_S,
+        help="Seconds between a device's pings on its deviceconnect websocket (real time, not "
+        "scaled; its read deadline is 10/9 of it, as mender-connect's)",
     )
     option(
         "--mendersim-worker-id",
@@ -180,6 +189,7 @@ class HarnessOptions:
     log_level: str
     server_log: str
     traffic: tuple[tuple[str, str], ...] = ()
+    deviceconnect_ping: float = PING_EVERY_S
 
     def reread(self, parsed: Any) -> HarnessOptions:
         """The options of a new swarm (the web UI's start form may have changed them)."""
@@ -237,4 +247,7 @@ class HarnessOptions:
             log_level=str(get("log_level") or ""),
             server_log=str(getattr(parsed, "mendersim_server_log", "") or ""),
             traffic=parse_overrides(str(getattr(parsed, "mendersim_traffic", "") or "")),
+            deviceconnect_ping=positive("deviceconnect_ping")
+            if hasattr(parsed, "mendersim_deviceconnect_ping")
+            else PING_EVERY_S,
         )

@@ -20,6 +20,7 @@ from gevent.event import AsyncResult
 from locust.runners import WorkerRunner
 
 from mendersim.device.behaviour import Behaviour
+from mendersim.device.deviceconnect import PING_EVERY_S
 from mendersim.device.engine import Device, EngineConfig
 from mendersim.errors import MendersimError
 from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
@@ -235,6 +236,7 @@ class DevicePool:
             poll_interval=engine["poll_interval"],
             seed=engine["seed"],
             start_spread=engine["start_spread"],
+            deviceconnect_ping=engine.get("deviceconnect_ping", PING_EVERY_S),
         )
         device = Device(
             record,

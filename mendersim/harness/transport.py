@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
 from mendersim.device import steps
-from mendersim.device.transport import Response, TransportError
+from mendersim.device.transport import Response, TransportError, WebSocket
 from mendersim.errors import ConfigError
 from mendersim.harness import stats
 
@@ -189,6 +189,37 @@ class GeventTransport:
                 text = stats.failure_for(step, "GET", download.status)
                 failure = stats.HttpFailure(text) if text else None
             self._record("GET", step, download.started, download.nbytes, failure)
+
+    def websocket(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        on_closed: Callable[[str], None],
+        ping_every: float,
+        deadline: float,
+        link_down: Callable[[], bool] | None = None,
+    ) -> WebSocket | Response:
+        """The deviceconnect link: its own socket, whatever the connection policy."""
+        from mendersim.harness.websocket import WS, open_websocket  # it uses transport_error
+
+        origin, target = self._target(url)
+
+        def fire(step: str, ms: float, nbytes: int, failure: BaseException | None) -> None:
+            stats.fire(self._environment, WS, step, ms, nbytes, failure, profile=self._profile)
+
+        return open_websocket(
+            origin,
+            target,
+            headers,
+            fire=fire,
+            on_closed=on_closed,
+            ping_every=ping_every,
+            deadline=deadline,
+            link_down=link_down,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            network_timeout=NETWORK_TIMEOUT_S,
+        )
 
     def close(self) -> None:
         """Drop kept connections (keepalive policy); the device is leaving the run."""

@@ -13,14 +13,16 @@ from aiohttp import web
 from mendersim.errors import ConfigError
 from mendersim.server import replies
 from mendersim.server.context import ServerContext
+from mendersim.server.deviceconnect import DeviceConnect
 from mendersim.server.routing import MANAGEMENT, OPEN, Route
 
 log = logging.getLogger(__name__)
 
 
 class Admin:
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, deviceconnect: DeviceConnect) -> None:
         self.ctx = ctx
+        self.deviceconnect = deviceconnect
 
     def routes(self) -> list[Route]:
         return [
@@ -36,6 +38,7 @@ class Admin:
 
     async def status(self, request: web.Request) -> web.Response:
         summary = self.ctx.state.summary()
+        summary["deviceconnect"] = self.deviceconnect.status()
         summary["requests"] = {key: dict(codes) for key, codes in self.ctx.requests.items()}
         return replies.json_response(summary)
 

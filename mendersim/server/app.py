@@ -20,6 +20,7 @@ from mendersim.server.context import ServerContext
 from mendersim.server.deployments import DeviceDeployments
 from mendersim.server.deviceauth import DeviceAuth
 from mendersim.server.deviceconfig import DeviceConfig
+from mendersim.server.deviceconnect import DeviceConnect
 from mendersim.server.faults import FaultInjector
 from mendersim.server.inventory import Inventory
 from mendersim.server.limits import make_limits_middleware
@@ -57,14 +58,16 @@ def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
         store=store,
         faults=FaultInjector(config.faults, time.monotonic()),
     )
+    deviceconnect = DeviceConnect(ctx)
     routes = [
         *DeviceAuth(ctx).routes(),
         *Inventory(ctx).routes(),
         *DeviceConfig(ctx).routes(),
+        *deviceconnect.routes(),
         *DeviceDeployments(ctx).routes(),
         *store.routes(),
         *Management(ctx).routes(),
-        *Admin(ctx).routes(),
+        *Admin(ctx, deviceconnect).routes(),
     ]
     infos: dict[object, RouteInfo] = {}
     app = web.Application(client_max_size=1024**4)
@@ -74,6 +77,7 @@ def build_app(config: ServerConfig, data_dir: Path) -> web.Application:
     app.middlewares.append(make_middleware(ctx, infos))
     app.middlewares.append(make_limits_middleware(config.max_upload, config.client_timeout))
     app[CONTEXT] = ctx
+    app.on_shutdown.append(deviceconnect.close_all)
     if persistence is not None:
         persistence.remember_secrets(jwt_secret=jwt_secret, link_secret=link_secret)
         commits = CommitLog(persistence, state, config.flush_interval)

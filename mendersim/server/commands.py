@@ -82,6 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="30s",
         help="time a client may take to send a request, or keep a connection idle (30s)",
     )
+    parser.add_argument(
+        "--deviceconnect-ping",
+        default="54s",
+        help="ping interval of deviceconnect websockets; silent ones close after 10/9 of it (54s)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", default="INFO", help="log level (INFO)")
     parser.set_defaults(func=run)
@@ -126,10 +131,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         access_log=args.access_log,
         max_upload=parse_size(args.max_upload, "--max-upload"),
         client_timeout=parse_duration(args.client_timeout, "--client-timeout"),
+        deviceconnect_ping=parse_duration(args.deviceconnect_ping, "--deviceconnect-ping"),
     )
     for name, value in (
         ("--db-flush-interval", config.flush_interval),
         ("--client-timeout", config.client_timeout),
+        ("--deviceconnect-ping", config.deviceconnect_ping),
         ("--max-upload", config.max_upload),
         ("--jwt-lifetime", config.jwt_lifetime),
         ("--presign-lifetime", config.presign_lifetime),

@@ -30,6 +30,7 @@ class ServerConfig:
     access_log: bool = False
     max_upload: int = 4 * 1024**3  # bytes of one artifact upload
     client_timeout: float = 30.0  # seconds a client may take to send a request (or sit idle)
+    deviceconnect_ping: float = 54.0  # seconds between pings on an idle deviceconnect websocket
 
     @property
     def base_url(self) -> str:

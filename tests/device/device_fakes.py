@@ -7,6 +7,8 @@ revoked tokens, 409s) without sockets or real sleeping.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,12 +23,16 @@ STORAGE = "http://storage.example/artifacts/"
 
 
 class VirtualClock:
-    """Sleeping advances time; a device can be told to stop once time passes a deadline."""
+    """Sleeping advances time; a device can be told to stop once time passes a deadline.
+
+    Actions given to `later` run when a sleep passes their time, in time order."""
 
     def __init__(self) -> None:
         self.t = 0.0
         self.sleeps: list[float] = []
         self._stop_at: tuple[float, object] | None = None
+        self._later: list[tuple[float, int, list]] = []
+        self._order = itertools.count()
 
     def now(self) -> float:
         return self.t
@@ -37,9 +43,20 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0, seconds
         self.sleeps.append(seconds)
-        self.t += seconds
+        until = self.t + seconds
+        while self._later and self._later[0][0] <= until:
+            when, _, entry = heapq.heappop(self._later)
+            self.t = max(self.t, when)
+            if entry:
+                entry.pop()()
+        self.t = max(self.t, until)
         if self._stop_at and self.t >= self._stop_at[0]:
             self._stop_at[1].stop()
+
+    def later(self, seconds: float, action: Callable[[], None]) -> Callable[[], None]:
+        entry = [action]
+        heapq.heappush(self._later, (self.t + seconds, next(self._order), entry))
+        return entry.clear
 
     def stop_at(self, when: float, device: object) -> None:
         self._stop_at = (when, device)
@@ -81,6 +98,33 @@ class FakeMender:
     tokens_issued: int = 0
     valid_token: str | None = None
     hook: Callable[[Exchange], None] | None = None
+    websockets: list[FakeWebSocket] = field(default_factory=list)  # every one opened
+
+    def open_websockets(self) -> list[FakeWebSocket]:
+        return [w for w in self.websockets if w.open]
+
+    def drop_websockets(self, kind: str = "connection_reset") -> None:
+        """The server side ends every open link (a restart, a gateway dropping them)."""
+        for socket in self.open_websockets():
+            socket.close()
+            socket.on_closed(kind)
+
+    def websocket(self, url, *, headers, on_closed, ping_every, deadline, link_down=None):
+        step = "deviceconnect connect"
+        exchange = Exchange(self.clock.now(), step, "GET", url, dict(headers), None)
+        self.exchanges.append(exchange)
+        assert len(self.exchanges) <= self.limit, "device made too many requests"
+        queue = self.scripted.get(exchange.step)
+        if queue:
+            answer = queue.pop(0)
+            if isinstance(answer, TransportError):
+                raise answer
+            return answer
+        if headers.get("Authorization") != f"Bearer {self.valid_token}":
+            return Response(401, b'{"error":"unauthorized"}')
+        socket = FakeWebSocket(self.clock, headers["Authorization"][7:], on_closed, ping_every)
+        self.websockets.append(socket)
+        return socket
 
     # What tests look at.
     def steps(self) -> list[str]:
@@ -176,6 +220,23 @@ class FakeMender:
             return
         drop = self.drop_after.pop(0) if self.drop_after else None
         yield _Stream(200, data, 0, drop, {"content-length": str(len(data))})
+
+
+class FakeWebSocket:
+    """An open link as the device holds it; the test ends it from the server's side."""
+
+    def __init__(self, clock, token, on_closed, ping_every) -> None:
+        self._clock = clock
+        self.token = token
+        self.on_closed = on_closed
+        self.ping_every = ping_every
+        self.opened_at = clock.now()
+        self.closed_at: float | None = None
+        self.open = True
+
+    def close(self) -> None:
+        self.open = False
+        self.closed_at = self._clock.now()
 
 
 class _Stream:

@@ -108,10 +108,23 @@ def test_churn_off_from_the_command_line_freezes_the_inventory():
     [
         ("tier=huge", "tier 'huge' is not one of standard, micro, system"),
         ("churn=maybe", "churn='maybe': use on or off"),
-        ("websocket=on", "unknown traffic 'websocket'"),
+        ("websocket=on", r"unknown traffic 'websocket' \(known: .*deviceconnect\)"),
+        ("deviceconnect=maybe", "deviceconnect='maybe': use on or off"),
         ("churn", "'churn' is not name=value"),
     ],
 )
 def test_bad_traffic_overrides_are_named(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_overrides(text)
+
+
+def test_deviceconnect_is_off_unless_the_profile_or_the_command_line_turns_it_on():
+    from mendersim.device.behaviour import Behaviour
+
+    off = Behaviour.from_profile(profile())
+    on = Behaviour.from_profile(profile(deviceconnect=True))
+    assert not off.traffic.deviceconnect and on.traffic.deviceconnect
+    assert off.traffic.overridden(parse_overrides("deviceconnect=on")).deviceconnect
+    assert not on.traffic.overridden(parse_overrides("deviceconnect=off")).deviceconnect
+    # other switches stay as the profile says
+    assert on.traffic.overridden(parse_overrides("churn=off")).deviceconnect

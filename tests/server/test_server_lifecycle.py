@@ -61,7 +61,14 @@ def test_status_counts_devices_deployments_and_requests(server, make_device):
     headers = {"Authorization": f"Bearer {server.mgmt_token}"}
     status = requests.get(f"{server.url}/_mendersim/status", headers=headers).json()
     assert status["devices"]["accepted"] >= 1
-    assert set(status) == {"devices", "deployments", "device_deployments", "requests"}
+    assert set(status) == {
+        "devices",
+        "deployments",
+        "device_deployments",
+        "requests",
+        "deviceconnect",
+    }
+    assert status["deviceconnect"] == {"connected": 0, "connections": 0}
     requests_seen = status["requests"]
     assert requests_seen["POST /api/devices/v1/authentication/auth_requests"]["200"] >= 1
     assert requests_seen["GET /api/devices/v1/deployments/device/deployments/next"]["204"] >= 1
