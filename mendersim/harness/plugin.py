@@ -324,7 +324,7 @@ class Harness:
     def _write_report(self) -> None:
         try:
             status = self._server.management().mendersim_status() if self._server else None
-            path = self.recorder.finish(status)
+            path = self.recorder.finish(status, self._failure_logs())
         except (OSError, MendersimError, ValueError) as exc:
             logger.error("mendersim: run report not written: %s", exc)
             return
@@ -332,6 +332,17 @@ class Harness:
             self.environment.mendersim_report = path
             figures = key_figures(self.view.snapshot())
             logger.info("run report: %s%s", path, f" ({figures})" if figures else "")
+
+    def _failure_logs(self) -> dict[str, Any] | None:
+        """The rollout's failure logs for the report; a server that cannot answer costs that
+        section only."""
+        if self._rollout is None:
+            return None
+        try:
+            return self._rollout.failure_logs()
+        except (MendersimError, OSError) as exc:
+            logger.warning("run report: failure logs not read: %s", exc)
+            return {"error": str(exc)}
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         if REPORT_KEY in data:

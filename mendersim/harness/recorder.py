@@ -30,6 +30,7 @@ from mendersim.fleet.store import SeedStore
 from mendersim.harness import measures, thresholds
 from mendersim.harness.fleetview import FleetView
 from mendersim.harness.secrets import SECRET_OPTIONS
+from mendersim.telemetry.truth import read_truth
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +160,14 @@ class Recorder:
         with open(self.run_dir / TIMELINE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, separators=(",", ":")) + "\n")
 
-    def finish(self, server_status: dict[str, Any] | None) -> Path | None:
+    def finish(
+        self,
+        server_status: dict[str, Any] | None,
+        failure_logs: dict[str, Any] | None = None,
+    ) -> Path | None:
         """The last sample, run.json and device_stats.csv; then the HTML report. Returns the
-        report's path, or None when the run never started."""
+        report's path, or None when the run never started. `failure_logs`: what the rollout's
+        failed devices uploaded (failurelogs.py)."""
         if self._greenlet is not None:
             self._greenlet.kill()
             self._greenlet = None
@@ -169,6 +175,8 @@ class Recorder:
             return None
         self.sample()
         record = self._run_record(server_status)
+        record["failure_logs"] = failure_logs
+        record["anomalies"] = anomaly_counts(self.environment.parsed_options)
         (self.run_dir / RUN).write_text(json.dumps(record, indent=1), encoding="utf-8")
         write_device_csv(measures.of(self.environment).stats, self.run_dir / DEVICE_STATS)
         from mendersim.report.html import write_report
@@ -212,6 +220,32 @@ _LOCUST_KEYS = (
     "test_version",
     "description",
 )
+
+
+def anomaly_counts(parsed: Any) -> dict[str, Any] | None:
+    """The ground truth's anomalies by type and by stream, from the run's truth file and the
+    workers' beside it (hub.py names them `<stem>.<worker><suffix>`); None without MQTT."""
+    if not getattr(parsed, "mendersim_mqtt_host", ""):
+        return None
+    path = Path(getattr(parsed, "mendersim_telemetry_truth", "") or "anomalies.jsonl")
+    files = sorted({path, *path.parent.glob(f"{path.stem}.*{path.suffix}")})
+    by_type: dict[str, int] = {}
+    by_stream: dict[str, int] = {}
+    read = []
+    for file in files:
+        if not file.is_file():
+            continue
+        read.append(file.name)
+        for record in read_truth(file):
+            by_type[record["type"]] = by_type.get(record["type"], 0) + 1
+            stream = f"{record['profile']} / {record['stream']}"
+            by_stream[stream] = by_stream.get(stream, 0) + 1
+    return {
+        "files": read,
+        "total": sum(by_type.values()),
+        "by_type": dict(sorted(by_type.items())),
+        "by_stream": dict(sorted(by_stream.items())),
+    }
 
 
 def _poll_interval_s(db: str, parsed: Any) -> float | None:

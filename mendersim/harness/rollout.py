@@ -22,6 +22,7 @@ import gevent
 from mendersim.artifact.writer import write_artifact
 from mendersim.errors import MendersimError
 from mendersim.harness import stats
+from mendersim.harness.failurelogs import read_failure_logs
 from mendersim.harness.fleetview import FleetView
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Rollout:
         self._plan = plan
         self._management = management
         self._greenlet: gevent.Greenlet | None = None
+        self.deployment_id: str | None = None
 
     def start(self) -> None:
         if self._greenlet is None or self._greenlet.dead:
@@ -102,6 +104,12 @@ class Rollout:
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
+
+    def failure_logs(self) -> dict[str, Any] | None:
+        """The failed devices' uploaded error lines, grouped (None before the deployment)."""
+        if self.deployment_id is None:
+            return None
+        return read_failure_logs(self._management(), self.deployment_id)
 
     def _run(self) -> None:
         try:
@@ -144,6 +152,7 @@ class Rollout:
             )
             management.upload_artifact(path)
         deployment_id = management.create_deployment(name, name, devices=targets)
+        self.deployment_id = deployment_id
         started_wall, started = time.time(), time.monotonic()
         self._view.rollout.rollout_started_at = started_wall
         self._view.rollout.rollout_targets = len(targets)

@@ -182,6 +182,22 @@ class ManagementClient:
         """The embedded server's own counters (`/_mendersim/status`); not a Mender endpoint."""
         return self._json("GET", "/_mendersim/status")
 
+    def deployment_devices(self, deployment_id: str, status: str | None = None) -> list[dict]:
+        """The devices of a deployment with their status, every page ("List Devices in
+        Deployment"); `status` filters, e.g. `failure`."""
+        devices: list[dict] = []
+        page = 1
+        path = f"{DEPLOYMENTS}/{deployment_id}/devices/list"
+        while True:
+            params: dict[str, Any] = {"page": page, "per_page": _PAGE}
+            if status:
+                params["status"] = status
+            chunk = self._json("GET", path, params=params)
+            devices.extend(chunk)
+            if len(chunk) < _PAGE:
+                return devices
+            page += 1
+
     def device_log(self, deployment_id: str, device_id: str) -> str:
         return self._call("GET", f"{DEPLOYMENTS}/{deployment_id}/devices/{device_id}/log").text
 

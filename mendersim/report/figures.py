@@ -16,6 +16,7 @@ from locust.stats import calculate_response_time_percentile
 from mendersim.errors import MendersimError
 
 NOT_REQUESTS = ("DEVICE", "HARNESS")
+MQTT = "MQTT"  # Locust request type of the MQTT sessions' figures (telemetry/session.py)
 PERCENTS = (0.5, 0.95, 0.99)
 ROLLOUT_MARKS = (0.5, 0.9, 1.0)
 
@@ -79,6 +80,22 @@ class RunFigures:
             marks = {m: finished if v is None else min(v, finished) for m, v in marks.items()}
             marks[1.0] = finished
         return marks
+
+    @property
+    def http(self) -> list[Series]:
+        return [s for s in self.steps if s.kind != MQTT]
+
+    @property
+    def mqtt(self) -> list[Series]:
+        return [s for s in self.steps if s.kind == MQTT]
+
+    def failure_kinds(self, mqtt: bool) -> dict[str, int]:
+        """Failures by their text, over the MQTT figures or over the HTTP steps."""
+        kinds: dict[str, int] = {}
+        for error in self.errors:
+            if (error["type"] == MQTT) == mqtt:
+                kinds[error["error"]] = kinds.get(error["error"], 0) + error["count"]
+        return dict(sorted(kinds.items()))
 
     def measure(self, name: str) -> Series | None:
         return next((s for s in self.measures if s.name == name), None)

@@ -9,16 +9,24 @@ read them back.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
-from plotly.utils import PlotlyJSONEncoder
 
-from mendersim.report.figures import PERCENTS, ROLLOUT_MARKS, RunFigures, Series, load
+from mendersim.report.figures import ROLLOUT_MARKS, RunFigures, load
+from mendersim.report.page import (
+    Page,
+    areas,
+    esc,
+    num,
+    percentile_chart,
+    series_rows,
+    table,
+)
+from mendersim.report.telemetry import telemetry_section
 
 REPORT_FILE = "mendersim-report.html"  # beside Locust's own report.html
 CSS = """
@@ -30,66 +38,12 @@ th{background:#f4f4f4;text-align:left}td.n{text-align:right}.pass{color:#070}.fa
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
-
-
-def _table(table_id: str, header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="n" data-field="{_e(h)}">{_e(c)}</td>'
-            if isinstance(c, int | float)
-            else f'<td data-field="{_e(h)}">{_e(c)}</td>'
-            for h, c in zip(header, row, strict=True)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
-
-
-class Page:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.charts: list[tuple[str, str]] = []
-
-    def add(self, text: str) -> None:
-        self.parts.append(text)
-
-    def chart(self, chart_id: str, figure: go.Figure, title: str, y_title: str = "") -> None:
-        figure.update_layout(
-            title=title,
-            xaxis_title="seconds since start",
-            yaxis_title=y_title,
-            margin={"l": 60, "r": 20, "t": 40, "b": 40},
-            template="plotly_white",
-        )
-        self.charts.append((chart_id, json.dumps(figure, cls=PlotlyJSONEncoder)))
-        self.add(f'<div class="chart" id="{chart_id}" data-chart="{_e(title)}"></div>')
-
-
-def _areas(t: list[float], stacks: list[dict[str, int]]) -> go.Figure:
-    keys = sorted({k for s in stacks for k in s})
-    figure = go.Figure()
-    for key in keys:
-        figure.add_trace(
-            go.Scatter(x=t, y=[s.get(key, 0) for s in stacks], name=key, stackgroup="one")
-        )
-    return figure
-
-
 def _run_section(page: Page, run: RunFigures) -> None:
     record = run.record
     started = dt.datetime.fromtimestamp(record["started"], dt.timezone.utc)
     page.add('<section id="run"><h2>The run</h2>')
     page.add(
-        _table(
+        table(
             "run-facts",
             ["figure", "value"],
             [
@@ -107,14 +61,14 @@ def _run_section(page: Page, run: RunFigures) -> None:
     store = record["store"]
     page.add("<h3>Fleet</h3>")
     page.add(
-        _table(
+        table(
             "fleet-makeup",
             ["profile / key type", "devices"],
             [[k, n] for k, n in store["by_profile_key"].items()],
         )
     )
     page.add("<h3>Options</h3>")
-    page.add(_table("options", ["option", "value"], [[k, v] for k, v in record["options"].items()]))
+    page.add(table("options", ["option", "value"], [[k, v] for k, v in record["options"].items()]))
     verdicts = record.get("thresholds")
     page.add("<h3>Threshold verdict</h3>")
     if verdicts is None:
@@ -127,7 +81,7 @@ def _run_section(page: Page, run: RunFigures) -> None:
             f"{len(verdicts)} rules passed</p>"
         )
         page.add(
-            _table(
+            table(
                 "thresholds",
                 ["rule", "limit", "measured", "verdict"],
                 [[v["rule"], v["limit"], v["measured"], v["verdict"]] for v in verdicts],
@@ -139,7 +93,7 @@ def _run_section(page: Page, run: RunFigures) -> None:
 def _fleet_section(page: Page, run: RunFigures) -> None:
     page.add('<section id="fleet"><h2>The fleet over time</h2>')
     page.add(
-        _table(
+        table(
             "fleet-final",
             ["status at the end (store)", "devices"],
             [[k, n] for k, n in sorted(run.record["store"]["by_status"].items())],
@@ -147,13 +101,13 @@ def _fleet_section(page: Page, run: RunFigures) -> None:
     )
     page.chart(
         "chart-devices",
-        _areas(run.t, [f["devices_by_status"] for f in run.fleet]),
+        areas(run.t, [f["devices_by_status"] for f in run.fleet]),
         "Devices by status",
         "devices",
     )
     page.chart(
         "chart-deployments",
-        _areas(run.t, [f["deployments_by_state"] for f in run.fleet]),
+        areas(run.t, [f["deployments_by_state"] for f in run.fleet]),
         "Deployments in progress by state",
         "devices",
     )
@@ -177,10 +131,10 @@ def _rollout_section(page: Page, run: RunFigures) -> None:
     if targets:
         marks = run.rollout_marks()
         page.add(
-            _table(
+            table(
                 "rollout-marks",
                 ["targets finished", "seconds after the deployment was created"],
-                [[f"{round(m * 100)} %", _num(marks[m])] for m in ROLLOUT_MARKS],
+                [[f"{round(m * 100)} %", num(marks[m])] for m in ROLLOUT_MARKS],
             )
         )
         progress = go.Figure(
@@ -200,93 +154,88 @@ def _rollout_section(page: Page, run: RunFigures) -> None:
         page.add("<p>This run had no rollout.</p>")
     outcomes = final["outcomes"]
     page.add("<h3>Outcomes</h3>")
-    page.add(_table("outcomes", ["outcome", "deployments"], sorted(map(list, outcomes.items()))))
-    if outcomes:
-        bars = go.Figure(go.Bar(x=list(outcomes), y=list(outcomes.values())))
-        page.chart("chart-outcomes", bars, "Deployment outcomes", "deployments")
+    page.add(table("outcomes", ["outcome", "deployments"], sorted(map(list, outcomes.items()))))
+    bars = go.Figure(go.Bar(x=list(outcomes), y=list(outcomes.values())))
+    page.chart("chart-outcomes", bars, "Deployment outcomes", "deployments", "")
     page.add("<h3>Failure reasons</h3>")
     failed = [d for d in run.record["store"]["deployments"] if d["result"] == "failure"]
-    page.add(
-        _table(
-            "failure-reasons",
-            ["reason", "deployments"],
-            [[d["reason"] or "(none given)", d["count"]] for d in failed],
-        )
-    )
+    reasons = [[d["reason"] or "(none given)", d["count"]] for d in failed]
+    page.add(table("failure-reasons", ["reason", "deployments"], reasons))
+    if reasons:
+        bars = go.Figure(go.Bar(x=[r for r, _ in reasons], y=[n for _, n in reasons]))
+        page.chart("chart-failure-reasons", bars, "Failed deployments by reason", "deployments", "")
+    _failure_logs(page, run.record.get("failure_logs"))
     throughput = run.measure("download throughput (kB/s)")
     if throughput is not None:
         hist = {int(k): v for k, v in throughput.total["rt"].items()}
         keys = sorted(hist)
         bars = go.Figure(go.Bar(x=keys, y=[hist[k] for k in keys], name="downloads"))
-        bars.update_layout(xaxis_title="kB/s")
-        page.chart("chart-throughput", bars, "Download throughput per device", "downloads")
+        page.chart("chart-throughput", bars, "Download throughput per device", "downloads", "kB/s")
     page.add("</section>")
 
 
-def _series_rows(series: list[Series], duration: float) -> list[list[Any]]:
-    return [
-        [
-            s.kind,
-            s.name,
-            s.total["count"],
-            s.total["failures"],
-            *(_num(s.total[f"p{round(p * 100)}"]) for p in PERCENTS),
-            round(s.total["count"] / duration, 3) if duration > 0 else 0,
-        ]
-        for s in series
-    ]
-
-
-def _percentile_chart(page: Page, chart_id: str, series: list[Series], title: str) -> None:
-    figure = go.Figure()
-    for s in series:
-        for p in (0.5, 0.95):
-            figure.add_trace(
-                go.Scatter(x=s.t, y=s.pcts[p], name=f"{s.name} p{round(p * 100)}", mode="lines")
-            )
-    page.chart(chart_id, figure, title, "ms")
+def _failure_logs(page: Page, logs: dict[str, Any] | None) -> None:
+    """The error lines the failed devices uploaded, one row per distinct message."""
+    page.add("<h3>What the failed devices logged</h3>")
+    if logs is None:
+        page.add('<p id="failure-logs">No rollout, so no failure logs were read.</p>')
+        return
+    if "error" in logs:
+        page.add(f'<p id="failure-logs">Failure logs not read: {esc(logs["error"])}</p>')
+        return
+    page.add(
+        f'<p id="failure-logs" data-failed="{logs["failed"]}" data-with-log="{logs["with_log"]}"'
+        f' data-read="{logs["read"]}">{logs["with_log"]} of {logs["failed"]} failed devices'
+        f" uploaded a log; {logs['read']} read. Error lines:</p>"
+    )
+    page.add(
+        table(
+            "failure-log-lines",
+            ["error line", "devices", "lines"],
+            [[m["message"], m["devices"], m["lines"]] for m in logs["messages"]],
+        )
+    )
 
 
 def _steps_section(page: Page, run: RunFigures) -> None:
     page.add('<section id="steps"><h2>Per protocol step</h2>')
     header = ["type", "name", "requests", "failures", "p50", "p95", "p99", "per second"]
-    page.add(_table("step-figures", header, _series_rows(run.steps, run.duration_s)))
+    page.add(table("step-figures", header, series_rows(run.http, run.duration_s)))
     rate = go.Figure(
-        [go.Scatter(x=s.t, y=s.rate, name=f"{s.kind} {s.name}", mode="lines") for s in run.steps]
+        [go.Scatter(x=s.t, y=s.rate, name=f"{s.kind} {s.name}", mode="lines") for s in run.http]
     )
     page.chart("chart-rate", rate, "HTTP request rate per step", "requests/s")
-    kinds: dict[str, int] = {}
-    for error in run.errors:
-        kinds[error["error"]] = kinds.get(error["error"], 0) + error["count"]
+    kinds = run.failure_kinds(mqtt=False)
     page.add("<h3>Failures by kind</h3>")
-    page.add(_table("failure-kinds", ["failure", "count"], sorted(map(list, kinds.items()))))
-    if kinds:
-        page.chart(
-            "chart-failures",
-            go.Figure(go.Bar(x=list(kinds), y=list(kinds.values()))),
-            "HTTP failures by kind",
-            "failures",
-        )
-    _percentile_chart(page, "chart-http-latency", run.steps, "HTTP response time per step")
+    page.add(table("failure-kinds", ["failure", "count"], list(map(list, kinds.items()))))
+    page.chart(
+        "chart-failures",
+        go.Figure(go.Bar(x=list(kinds), y=list(kinds.values()))),
+        "HTTP failures by kind",
+        "failures",
+        "",
+    )
+    percentile_chart(page, "chart-http-latency", run.http, "HTTP response time per step")
     page.add("<h3>Device-level and harness figures</h3>")
     header = ["type", "name", "count", "failures", "p50", "p95", "p99", "per second"]
-    page.add(_table("device-figures", header, _series_rows(run.measures, run.duration_s)))
+    page.add(table("device-figures", header, series_rows(run.measures, run.duration_s)))
     durations = [
         s
         for s in run.measures
         if s.name.endswith(("duration", "downtime")) or s.name == "time to accepted"
     ]
-    _percentile_chart(page, "chart-device-durations", durations, "Device-level durations")
+    percentile_chart(page, "chart-device-durations", durations, "Device-level durations")
     page.add("</section>")
 
 
 def render(run: RunFigures) -> str:
     page = Page()
-    page.add(f"<h1>mendersim run report: {_e(run.record['host'])}</h1>")
+    page.add(f"<h1>mendersim run report: {esc(run.record['host'])}</h1>")
     _run_section(page, run)
     _fleet_section(page, run)
     _rollout_section(page, run)
     _steps_section(page, run)
+    telemetry_section(page, run)
     config = json.dumps({"displaylogo": False, "responsive": True, "typesetMath": False})
     plots = "\n".join(
         f"(f=>Plotly.newPlot({json.dumps(cid)},f.data,f.layout,{config}))({spec});"

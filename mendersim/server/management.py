@@ -1,6 +1,7 @@
 """The management API subset a load test needs, on Mender's paths and in Mender's shapes:
 devauth v2 (list, count, accept/reject, preauthorize), artifacts (upload, list) and deployments
-(create for devices/group/all, list, show, statistics, abort, device log)."""
+(create for devices/group/all, list, show, statistics, abort, devices with their status, device
+log)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ DEVAUTH = "/api/management/v2/devauth/devices"
 DEPLOYMENTS = "/api/management/v1/deployments/deployments"
 ARTIFACTS = "/api/management/v1/deployments/artifacts"
 _MAX_PER_PAGE = 500
+# The `status` filter of "List Devices in Deployment" (deployments management v1).
+DEPLOYMENT_DEVICE_STATUSES = (
+    "failure", "aborted", "pause_before_installing", "pause_before_committing",
+    "pause_before_rebooting", "downloading", "installing", "rebooting", "pending", "success",
+    "noartifact", "already-installed", "decommissioned", "pause", "active", "finished",
+)  # fmt: skip
 
 
 def _int_param(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
@@ -68,6 +75,7 @@ class Management:
             Route("GET", f"{DEPLOYMENTS}/{{id}}", self.get_deployment, MANAGEMENT),
             Route("GET", f"{DEPLOYMENTS}/{{id}}/statistics", self.statistics, MANAGEMENT),
             Route("PUT", f"{DEPLOYMENTS}/{{id}}/status", self.abort, MANAGEMENT),
+            Route("GET", f"{DEPLOYMENTS}/{{id}}/devices/list", self.deployment_devices, MANAGEMENT),
             Route(
                 "GET",
                 f"{DEPLOYMENTS}/{{id}}/devices/{{device_id}}/log",
@@ -268,6 +276,23 @@ class Management:
         except StateError as exc:
             return replies.state_error(exc, request)
         return web.Response(status=204)
+
+    async def deployment_devices(self, request: web.Request) -> web.Response:
+        try:
+            page = _int_param(request, "page", 1)
+            per_page = _int_param(request, "per_page", 20, _MAX_PER_PAGE)
+            status = request.query.get("status")
+            if status is not None and status not in DEPLOYMENT_DEVICE_STATUSES:
+                raise replies.BadRequest(
+                    f"status: must be one of {', '.join(DEPLOYMENT_DEVICE_STATUSES)}"
+                )
+            views = self.state.deployment_devices(request.match_info["id"], status)
+        except replies.BadRequest as exc:
+            return replies.error(400, str(exc), request)
+        except StateError as exc:
+            return replies.state_error(exc, request)
+        chunk = views[(page - 1) * per_page : page * per_page]
+        return replies.json_response(chunk, **{"X-Total-Count": str(len(views))})
 
     async def device_log(self, request: web.Request) -> web.Response:
         try:

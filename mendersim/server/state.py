@@ -418,6 +418,42 @@ class ServerState:
             view["finished"] = rfc3339(deployment.finished)
         return view
 
+    def deployment_devices(self, deployment_id: str, status: str | None) -> list[dict[str, Any]]:
+        """The devices of a deployment with their status (the `DeviceWithImage` fields a load
+        test reads; `log` says whether a log was uploaded). `status` is one device status, or
+        Mender's groups: `finished`, `active` (started, not final) and `pause` (any pause)."""
+        deployment = self.deployments.get(deployment_id)
+        if deployment is None:
+            raise NotFound("deployment not found")
+
+        def chosen(dd: DeviceDeployment) -> bool:
+            if status is None or dd.status == status:
+                return True
+            if status == "finished":
+                return dd.status in FINAL_STATUSES
+            if status == "active":
+                return dd.status not in FINAL_STATUSES and dd.status != "pending"
+            return status == "pause" and dd.status.startswith("pause")
+
+        views = []
+        for dd in deployment.devices.values():
+            if not chosen(dd):
+                continue
+            view: dict[str, Any] = {
+                "id": dd.device_id,
+                "status": dd.status,
+                "created": rfc3339(dd.created),
+                "log": dd.log is not None,
+            }
+            if dd.started is not None:
+                view["started"] = rfc3339(dd.started)
+            if dd.finished is not None:
+                view["finished"] = rfc3339(dd.finished)
+            if dd.reported_type is not None:
+                view["device_type"] = dd.reported_type
+            views.append(view)
+        return views
+
     def device_log(self, deployment_id: str, device_id: str) -> str:
         deployment = self.deployments.get(deployment_id)
         dd = deployment.devices.get(device_id) if deployment else None

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import os
 import re
 import subprocess
 import sys
-import tempfile
-from html.parser import HTMLParser
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,65 +15,10 @@ from mendersim.server.process import running_server
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "harness"))
 from harness_helpers import TIME_SCALE, locust, seed  # noqa: E402
+from report_helpers import assert_draws, csv_rows, parse, rows_by  # noqa: E402
 
 pytestmark = pytest.mark.integration
 FLEET = 40
-
-
-class Tables(HTMLParser):
-    """Every table by id: rows of cell texts; and the chart divs by id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.charts: list[str] = []
-        self.sections: list[str] = []
-        self.external: list[str] = []
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        for key in ("src", "href"):
-            if a.get(key):
-                self.external.append(a[key])
-        if tag == "table":
-            self._table = a["id"]
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th") and self._table:
-            self._cell = []
-        elif tag == "div" and "data-chart" in a:
-            self.charts.append(a["id"])
-        elif tag == "section":
-            self.sections.append(a["id"])
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[self._table][-1].append("".join(self._cell))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def parse(path: Path) -> Tables:
-    tables = Tables()
-    tables.feed(path.read_text(encoding="utf-8"))
-    return tables
-
-
-def rows_by(table: list[list[str]], *key: int) -> dict[tuple[str, ...], list[str]]:
-    return {tuple(row[i] for i in key): row for row in table[1:]}
-
-
-def csv_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
-    with open(path, encoding="utf-8") as handle:
-        return {(r["Type"], r["Name"]): r for r in csv.DictReader(handle)}
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +44,15 @@ def run_dir(tmp_path_factory):
         (deployment,) = mgmt.list_deployments()
         statistics = mgmt.deployment_statistics(deployment["id"])
         status = mgmt.mendersim_status()
-    return tmp / "run", statistics, status
+        logs = {
+            d["id"]: mgmt.device_log(deployment["id"], d["id"])
+            for d in mgmt.deployment_devices(deployment["id"], "failure")
+        }
+    return tmp / "run", statistics, status, logs
 
 
 def test_report_figures_match_the_csvs_and_the_server(run_dir):
-    folder, statistics, status = run_dir
+    folder, statistics, status, _ = run_dir
     report = folder / "mendersim-report.html"
     page = parse(report)
     assert page.sections == ["run", "fleet", "rollout", "steps"]
@@ -182,26 +128,23 @@ def test_a_folder_without_a_record_is_a_one_line_error(tmp_path):
     assert "run.json: no run record here" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_failure_logs_are_grouped_as_the_server_has_them(run_dir):
+    folder, statistics, _, logs = run_dir
+    page = parse(folder / "mendersim-report.html")
+    assert len(logs) == statistics["failure"] > 0
+    devices: Counter[str] = Counter()
+    lines: Counter[str] = Counter()
+    for text in logs.values():
+        fields = [line.split(" ", 2) for line in text.splitlines()]  # time, level, message
+        errors = [message for _, level, message in fields if level == "error"]
+        lines.update(errors)
+        devices.update(set(errors))
+    table = {row[0]: (int(row[1]), int(row[2])) for row in page.tables["failure-log-lines"][1:]}
+    assert table == {m: (devices[m], lines[m]) for m in devices}
+    # the lines the failure modes write (device/failures.py) are among them
+    written = ("Update Module output", "Kernel panic", "Unexpected error", "ArtifactVerifyReboot")
+    assert any(m.startswith(written) for m in table), table
+
+
 def test_charts_draw_in_headless_chromium(run_dir):
-    report = run_dir[0] / "mendersim-report.html"
-    chromium = next(
-        (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None
-    )
-    assert chromium, "ci/test.sh installs Debian's chromium"
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-             "--dump-dom", report.as_uri()],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-    dom = result.stdout
-    assert result.returncode == 0, result.stderr[-2000:]
-    page = parse(report)
-    for chart in page.charts:
-        # plotly replaces each chart div's content by its SVG drawing, with traces.
-        start = dom.index(f'id="{chart}"')
-        end = dom.find('<div class="chart', start)
-        block = dom[start : end if end > 0 else len(dom)]
-        assert 'class="main-svg"' in block and "trace" in block, chart
+    assert_draws(run_dir[0] / "mendersim-report.html")

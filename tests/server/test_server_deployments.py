@@ -136,6 +136,16 @@ def test_log_upload_is_readable_by_management(server, release, fleet):
     assert "ERROR install failed" in text and "INFO rolled back" in text
     assert device.log(deployment_id, [{"level": "x"}], valid=False).status_code == 400
     assert device.log("no-such-deployment", messages).status_code == 404
+    # "List Devices in Deployment": who failed, and whether a log is there to read
+    (failed,) = api.deployment_devices(deployment_id, "failure")
+    assert failed["id"] == _device_id(device) and failed["log"] is True
+    assert [d["id"] for d in api.deployment_devices(deployment_id, "finished")] == [failed["id"]]
+    assert api.deployment_devices(deployment_id, "success") == []
+    assert api.deployment_devices(deployment_id, "active") == []
+    with pytest.raises(MenderApiError, match="HTTP 400"):
+        api.deployment_devices(deployment_id, "bogus")
+    with pytest.raises(MenderApiError, match="HTTP 404"):
+        api.deployment_devices("no-such-deployment")
 
 
 def test_bad_requests_and_unknown_artifact(server, release, fleet):

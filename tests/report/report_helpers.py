@@ -1,0 +1,105 @@
+"""Helpers of the report tests: the report's tables and charts read back, as a parser and as a
+browser sees them, and Locust's CSVs."""
+
+from __future__ import annotations
+
+import csv
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+from browser import chromium_page, open_file
+
+
+class Tables(HTMLParser):
+    """Every table by id: rows of cell texts; and the chart divs by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.charts: list[str] = []
+        self.sections: list[str] = []
+        self.external: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            if a.get(key):
+                self.external.append(a[key])
+        if tag == "table":
+            self._table = a["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+        elif tag == "div" and "data-chart" in a:
+            self.charts.append(a["id"])
+        elif tag == "section":
+            self.sections.append(a["id"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(path: Path) -> Tables:
+    tables = Tables()
+    tables.feed(path.read_text(encoding="utf-8"))
+    return tables
+
+
+def rows_by(table: list[list[str]], *key: int) -> dict[tuple[str, ...], list[str]]:
+    return {tuple(row[i] for i in key): row for row in table[1:]}
+
+
+def csv_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with open(path, encoding="utf-8") as handle:
+        return {(r["Type"], r["Name"]): r for r in csv.DictReader(handle)}
+
+
+# Per chart div: plotly's SVG layers, its drawn size, and the trace marks with a non-empty shape.
+CHART_STATE = """[...document.querySelectorAll('div[data-chart]')].map(div => ({
+  id: div.id,
+  svgs: div.querySelectorAll('svg.main-svg').length,
+  width: div.getBoundingClientRect().width,
+  height: div.getBoundingClientRect().height,
+  marks: [...div.querySelectorAll('g.trace path')]
+    .filter(p => (p.getAttribute('d') || '').replace(/[MZ\\s]/g, '').length > 0).length,
+}))"""
+
+
+def browse(report: Path) -> tuple[list[dict], object]:
+    """Open the report in headless Chromium; the charts as drawn, and what the visit did."""
+    expected = len(parse(report).charts)
+    with chromium_page() as page:
+        open_file(page, report)
+        deadline = time.monotonic() + 30
+        while True:  # plotly draws right after the load event; give a loaded machine time
+            charts = page.evaluate(CHART_STATE)
+            if all(c["svgs"] for c in charts) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(charts) == expected
+        return charts, page.visit
+
+
+def assert_draws(report: Path) -> None:
+    """Every chart is drawn with marks, the page logged no error and fetched only itself."""
+    charts, visit = browse(report)
+    assert charts
+    for chart in charts:
+        assert chart["svgs"] >= 1 and chart["width"] > 100 and chart["height"] > 100, chart
+        assert chart["marks"] > 0, chart
+    assert visit.errors == []
+    assert visit.requests == [report.resolve().as_uri()]
+    assert visit.failed_requests == []
