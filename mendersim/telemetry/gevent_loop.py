@@ -2,9 +2,12 @@
 
 paho's own loops call select() on each client (it stalls near 340 sockets a process) or run a
 thread each. paho also supports an external loop: it tells us when its socket opens, closes and
-wants writing. Each socket gets libev read (and, while needed, write) watchers that call
-`loop_read`/`loop_write` from the hub; one greenlet calls `loop_misc` on every client each second
-for keep-alive pings. Callbacks therefore run on the hub: they must never block.
+wants writing. Each socket gets a libev read watcher that calls `loop_read` from the hub. Writes
+are gathered: a client that wants writing joins a set that one hub callback per loop iteration
+writes out, so a publish costs no watcher of its own (the callback runs outside paho's locks,
+which paho may hold when it asks); only a socket whose buffer is full gets a write watcher until
+it drains. One greenlet calls `loop_misc` on every client each second for keep-alive pings.
+Callbacks therefore run on the hub: they must never block.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ _READ, _WRITE = 1, 2
 class GeventMqttLoop:
     def __init__(self) -> None:
         self._watchers: dict[mqtt.Client, list[Any]] = {}  # client -> [read, write or None]
+        self._to_write: dict[mqtt.Client, Any] = {}  # client -> its socket, in arrival order
+        self._flush_scheduled = False
         self._misc: gevent.Greenlet | None = None
 
     def attach(self, client: mqtt.Client) -> None:
@@ -57,9 +62,24 @@ class GeventMqttLoop:
         watchers = self._watchers.get(client)
         if watchers is None or watchers[1] is not None:
             return
-        watcher = gevent.get_hub().loop.io(sock.fileno(), _WRITE)
-        watcher.start(self._writable, client)
-        watchers[1] = watcher
+        self._to_write[client] = sock
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            gevent.get_hub().loop.run_callback(self._flush)
+
+    def _flush(self) -> None:
+        """Write what every client queued since the last flush; watch the sockets that are full."""
+        self._flush_scheduled = False
+        pending, self._to_write = self._to_write, {}
+        for client, sock in pending.items():
+            watchers = self._watchers.get(client)
+            if watchers is None or watchers[1] is not None:
+                continue  # closed meanwhile, or already waiting for room
+            self._writable(client)
+            if client.want_write() and watchers is self._watchers.get(client):
+                watcher = gevent.get_hub().loop.io(sock.fileno(), _WRITE)
+                watcher.start(self._writable, client)
+                watchers[1] = watcher
 
     def _written(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         watchers = self._watchers.get(client)

@@ -121,14 +121,29 @@ class Session:
         return len(self._pending)
 
     def publish(self, stream: str, topic: str, payload: bytes, qos: int, retain: bool = False):
-        """Send now, or keep in the bounded outbox while disconnected (overflow is counted)."""
-        if self.connected:
-            self._send(publish_step(stream), topic, payload, qos, retain)
+        """Send now, or keep in the bounded outbox (overflow is counted): while disconnected,
+        and while the broker holds as many QoS 1/2 messages unacknowledged as may be in flight.
+        paho would queue those itself, but it walks its whole queue at every acknowledgement, so
+        a device behind a slow broker would cost more CPU the further behind it falls."""
+        message = (publish_step(stream), topic, payload, qos, retain)
+        if self.connected and not self._outbox and self._may_send(qos):
+            self._send(*message)
             return
         if len(self._outbox) >= self.settings.buffer:
             self._outbox.popleft()
-            self._fire(OVERFLOW, 0, 0, MqttError("outbox full while disconnected"))
-        self._outbox.append((publish_step(stream), topic, payload, qos, retain))
+            state = "while disconnected" if not self.connected else "awaiting acknowledgements"
+            self._fire(OVERFLOW, 0, 0, MqttError(f"outbox full {state}"))
+        self._outbox.append(message)
+
+    def _may_send(self, qos: int) -> bool:
+        return qos == 0 or len(self._pending) < self.client.max_inflight_messages
+
+    def _drain(self) -> None:
+        """Send from the outbox, in order, as far as the connection and the in-flight window
+        allow."""
+        outbox = self._outbox
+        while outbox and self.connected and self._may_send(outbox[0][3]):
+            self._send(*outbox.popleft())
 
     def _send(self, step: str, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         start = time.perf_counter()
@@ -138,6 +153,8 @@ class Session:
         elif qos == 0:
             self._fire(step, (time.perf_counter() - start) * 1000.0, len(payload))
         else:
+            if not self._pending:  # see _on_publish
+                self.client.on_publish = self._on_publish
             self._pending[info.mid] = (step, start, len(payload))
 
     def _publish_raw(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
@@ -166,7 +183,6 @@ class Session:
         client.max_queued_messages_set(s.buffer)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         client.on_message = self._on_message
         self._loop.attach(client)
         return client
@@ -254,8 +270,7 @@ class Session:
         self._fire(CONNECT, elapsed, 0)
         client.subscribe(f"{self.root}/commands", qos=1)
         self._publish_raw(f"{self.root}/status", self._status("online"), 1, True)
-        while self._outbox and self.connected:
-            self._send(*self._outbox.popleft())
+        self._drain()
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         was = self.connected
@@ -267,12 +282,17 @@ class Session:
         self._drop_reason = ""
 
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        """Set only while acknowledgements are awaited: paho builds a reason and properties
+        object for every message it hands this callback, QoS 0 ones included."""
         pending = self._pending.pop(mid, None)
+        if not self._pending:
+            client.on_publish = None
         if pending is None:
             return
         step, start, size = pending
         failure = MqttError(str(reason)) if reason.is_failure else None
         self._fire(step, (time.perf_counter() - start) * 1000.0, size, failure)
+        self._drain()
 
     def _on_message(self, client, userdata, message) -> None:
         if self._on_command is None:

@@ -27,6 +27,7 @@ class Timeline:
         return self._started + (t - self._origin) * self._scale
 
     def sleep_until(self, t: float) -> None:
+        """Behind schedule it still yields: a device catching up, one reading at a time, must
+        not keep the hub and every other device waiting."""
         wait = (t - self.now()) * self._scale
-        if wait > 0:
-            (self._clock.sleep if self._clock else gevent.sleep)(wait)
+        (self._clock.sleep if self._clock else gevent.sleep)(max(wait, 0.0))
