@@ -72,12 +72,14 @@ class Device:
         "_churn",
         "_configuration",
         "_deviceconnect",
+        "_down_until",
         "_history",
         "_inventory_base",
         "_inventory_failures",
         "_inventory_hash",
         "_inventory_sent",
         "_poll_failures",
+        "_rebooted",
         "_stopped",
         "_token",
         "_use_v1",
@@ -132,6 +134,8 @@ class Device:
         self._accepted_in_run = False
         self._history: list[DeploymentRecord] = []
         self._stopped = False
+        self._down_until = 0.0  # clock time a reboot from outside run() ends
+        self._rebooted = False
 
     # The harness's side.
     @property
@@ -194,6 +198,12 @@ class Device:
         next_inventory = next_poll = self.clock.now()
         while not self._stopped:
             now = self.clock.now()
+            if now < self._down_until:  # rebooting on a command: no request until it is back
+                self._sleep(self._down_until - now)
+                continue
+            if self._rebooted:  # back from that reboot: inventory and a poll, as at start-up
+                self._rebooted = False
+                next_inventory = next_poll = now
             if now >= next_inventory:
                 next_inventory = now + self._inventory_cycle()
                 # The add-on reports from an inventory script: only with a token, as it does.
@@ -235,6 +245,15 @@ class Device:
         if body is not None:
             headers["Content-Type"] = JSON
         return self.transport.request(step, method, url, headers=headers, body=body)
+
+    def reboot(self, seconds: float) -> None:
+        """A reboot ordered from outside run() (an IoT platform's command), called from another
+        greenlet while run() is idle: the device's own reboot (token lost, downtime counted),
+        and run() makes no request until it is over, then sends inventory and polls."""
+        self._down_until = self.clock.now() + seconds * self.config.time_scale
+        self._rebooted = True
+        self._inventory_hash = None  # the client's cache does not survive its restart
+        self.restart("reboot", seconds)
 
     def restart(self, kind: str, seconds: float) -> None:
         """The device is down (no requests) for `seconds` (unscaled) and loses its token."""

@@ -4,9 +4,9 @@ A command is JSON `{"id": ..., "command": ping|set-config|run-diagnostics|reboot
 "sent": unix-seconds}` on `<root>/commands`; the ack is `{"id", "command", "status", "result"}`
 on `<root>/acks` (QoS 1). `mqtt command delivery` measures sent → received, which for a device
 that was offline includes the time the broker held the command. A reboot goes through the
-device engine's own reboot (`Device.restart`): the MQTT link drops (the broker sends the will),
-the device is down for its profile's reboot time and authenticates again; the ack follows once
-it is back.
+device engine's own reboot (`Device.reboot`): once the exchange in flight is over, the MQTT link
+drops (the broker sends the will), the device makes no request for its profile's reboot time,
+then authenticates again, sends inventory and polls; the ack follows once MQTT is back.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mendersim.harness import stats
 COMMANDS = ("ping", "set-config", "run-diagnostics", "reboot")
 DELIVERY = "mqtt command delivery"
 SEEN_IDS = 64
+REBOOT_WAIT_S = 30.0  # longest wait for the device's exchange in flight before rebooting
 
 
 class CommandHandler:
@@ -83,9 +84,17 @@ class CommandHandler:
         fraction = device._fraction(f"command-reboot-{command.get('id', '')}")
         self.rebooting = True
         gevent.sleep(0.1)  # the command's PUBACK leaves before the link goes down
+        # an exchange in flight (a poll, inventory) ends first; a deployment refuses the command
+        deadline = time.monotonic() + REBOOT_WAIT_S
+        while device.phase != "idle" and time.monotonic() < deadline and not device.stopped:
+            gevent.sleep(0.05)
+        if device.deploying:  # the poll it was in found a deployment
+            self.rebooting = False
+            self._ack(command, "busy", {"phase": device.phase})
+            return
         self.session.drop()
         try:
-            device.restart("reboot", device.behaviour.reboot.pick(fraction))
+            device.reboot(device.behaviour.reboot.pick(fraction))
         finally:
             self.rebooting = False
         while not self.session.connected and not device.stopped:
