@@ -101,6 +101,7 @@ class Behaviour:
                 tier=str(profile.get("tier", "standard")),
                 deviceconfig=bool(profile.get("deviceconfig", False)),
                 deviceconnect=bool(profile.get("deviceconnect", False)),
+                update_control_map=bool(profile.get("update_control_map", False)),
             ),
             churn=rules_from_profile(profile.get("inventory_churn"), where),
         )

@@ -4,7 +4,8 @@ downloading → download → installing → install → rebooting → reboot →
 installing → commit → success. Install, reboot and commit errors roll back (with a rollback
 reboot once the new partition has booted) and end in failure with a log upload; download errors
 end in failure at once. A 409 on a status report means the deployment was aborted: the device
-cleans up and reports nothing more.
+cleans up and reports nothing more. With a control map (Go client 3.5, see controlmap.py) the
+device consults it before installing, rebooting and committing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mendersim import CLIENT_VERSION
 from mendersim.artifact.reader import ArtifactError, read_artifact
 from mendersim.device import decide, failures, steps
 from mendersim.device.backoff import backoff_interval
+from mendersim.device.controlmap import PAUSE_STATUS, ControlMap, ControlMapError
 from mendersim.device.devlog import DeploymentLog
 from mendersim.device.download import Download, DownloadError
 from mendersim.device.transport import Response, TransportError
@@ -33,6 +35,7 @@ State = Callable[["Deployment"], "State | None"]
 # The phases a device goes through during a deployment, in order of first appearance.
 DEPLOYMENT_PHASES = (
     "downloading",
+    "paused",
     "installing",
     "rebooting",
     "committing",
@@ -41,6 +44,8 @@ DEPLOYMENT_PHASES = (
 )
 
 _GO_ON, _ABORTED, _GAVE_UP = "go-on", "aborted", "gave-up"
+CONTROL_MAP_FAIL = "control_map_fail"  # the map's action (or on_map_expire) was fail
+CONTROL_MAP_UNREACHABLE = "control_map_unreachable"  # its refresh failed past the retry schedule
 
 
 class Deployment:
@@ -48,11 +53,13 @@ class Deployment:
 
     __slots__ = (
         "artifact_name",
+        "control_map",
         "device",
         "devlog",
         "failure",
         "id",
         "info_provides",
+        "paused",
         "reason",
         "rebooted",
         "record",
@@ -71,6 +78,8 @@ class Deployment:
         self.rebooted = False
         self.reason: str | None = None
         self.info_provides: dict[str, str] = {}
+        self.control_map: ControlMap | None = None
+        self.paused: set[str] = set()  # states whose pause status was reported
 
     def run(self) -> DeploymentRecord | None:
         """Walk the states; None when the device was stopped before the deployment ended."""
@@ -219,7 +228,7 @@ def downloading(d: Deployment) -> State | None:
         chunks.close()
         device.listener.download_finished(device, download.offset, download.seconds)
     d.info_provides = {k: v for k, v in info.provides.items() if k != "artifact_name"}
-    return installing
+    return before_installing
 
 
 def installing(d: Deployment) -> State | None:
@@ -235,7 +244,7 @@ def installing(d: Deployment) -> State | None:
     device.listener.downtime(device, "install", seconds)
     if errors:
         return d.fail(d.failure or "", errors)
-    return rebooting
+    return before_rebooting
 
 
 def rebooting(d: Deployment) -> State | None:
@@ -257,6 +266,10 @@ def committing(d: Deployment) -> State | None:
         return d.abort()
     if outcome == _GAVE_UP:
         return d.fail("status_report_failed")
+    return controlled(d, "ArtifactCommit_Enter", commit)
+
+
+def commit(d: Deployment) -> State | None:
     if d.failure == failures.COMMIT_HEALTH_CHECK:
         return d.fail(d.failure, failures.COMMIT_ERRORS)
     return success
@@ -293,3 +306,83 @@ def failure(d: Deployment) -> State | None:
     d.record.failure_reason = d.reason
     d.report("failure", retry=True, with_log=True)
     return None
+
+
+# ---- update control maps (Go client 3.5.3: fetchControlMapState, controlMapState,
+# controlMapPauseState in app/state.go) ---------------------------------------------------------
+
+
+def before_installing(d: Deployment) -> State | None:
+    return controlled(d, "ArtifactInstall_Enter", installing)
+
+
+def before_rebooting(d: Deployment) -> State | None:
+    return controlled(d, "ArtifactReboot_Enter", rebooting)
+
+
+def controlled(d: Deployment, state: str, then: State) -> State | None:
+    """`then` once the map lets the update go on; the failure or abort path otherwise."""
+    if d.control_map is None:
+        return then
+    device = d.device
+    fetched, after = _fetch_control_map(d)
+    while fetched:
+        action = d.control_map.query(state, device.clock.now())
+        if action == "continue":
+            return then
+        if action == "fail":
+            failed = d.fail(CONTROL_MAP_FAIL, [f"Update Control: Forced update failure in {state}"])
+            return rollback if state == "ArtifactReboot_Enter" else failed
+        device.set_phase("paused")
+        if state not in d.paused:
+            d.paused.add(state)
+            d.note("info", f"Update Control: Pausing before entering {state} state")
+            if d.report(PAUSE_STATUS[state], retry=False) == _ABORTED:
+                return d.abort()
+        # Fetch again at the map's half-life, at most one poll interval away: a refreshed map
+        # never reaches its expiry, so on_map_expire only shows when fetches stop answering.
+        wait = d.control_map.refresh_at - device.clock.now()
+        device.clock.sleep(min(max(wait, 0.0), device.control_map_lifetime() / 2))
+        if device.stopped:
+            return None
+        fetched, after = _fetch_control_map(d)
+    return after
+
+
+def _fetch_control_map(d: Deployment) -> tuple[bool, State | None]:
+    """GET the map again, replacing and restamping it: (True, None); else (False, the next
+    state): abort on 404 (the deployment is gone), failure once retries are exhausted."""
+    device = d.device
+    url = f"/api/devices/v2/deployments/device/deployments/{d.id}/update_control_map"
+    attempt = 0
+    while True:
+        error = ""
+        try:
+            response = device.call(steps.CONTROL_MAP, "GET", url)
+        except TransportError as exc:
+            response, error = None, str(exc)
+        if response is not None and response.status == 404:
+            d.note("error", "The deployment was aborted from the server")
+            return False, d.abort()
+        if response is not None and response.status == 200:
+            try:
+                data = json.loads(response.body).get("update_control_map")
+                if data is None:
+                    raise ControlMapError("No control map returned")
+                d.control_map = ControlMap.parse(
+                    data, d.id, device.clock.now(), device.control_map_lifetime()
+                )
+                return True, None
+            except (ValueError, AttributeError) as exc:
+                error = str(exc)
+        elif response is not None:
+            error = "Invalid response received from the server"
+        attempt += 1
+        interval = backoff_interval(attempt, device.poll_interval())
+        if interval is None:
+            lines = [f"Update control map check failed: {error}"]
+            return False, d.fail(CONTROL_MAP_UNREACHABLE, lines)
+        d.note("error", f"Update control map check failed: {error}, retrying...")
+        device.clock.sleep(interval * device.config.time_scale)
+        if device.stopped:
+            return False, None

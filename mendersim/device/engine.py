@@ -19,6 +19,7 @@ from mendersim.device.auth import AUTH_PATH, auth_request
 from mendersim.device.backoff import backoff_interval
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.churn import InventoryChurn
+from mendersim.device.controlmap import ControlMap
 from mendersim.device.deployment import DEPLOYMENT_PHASES, Deployment
 from mendersim.device.deviceconfig import DeviceConfiguration
 from mendersim.device.deviceconnect import PING_EVERY_S, DeviceConnect
@@ -55,12 +56,15 @@ class EngineConfig:
 class _Found:
     """A deployment offered by the server."""
 
-    __slots__ = ("artifact_name", "id", "uri")
+    __slots__ = ("artifact_name", "control_map", "id", "uri")
 
-    def __init__(self, deployment_id: str, artifact_name: str, uri: str) -> None:
+    def __init__(
+        self, deployment_id: str, artifact_name: str, uri: str, control_map: ControlMap | None
+    ) -> None:
         self.id = deployment_id
         self.artifact_name = artifact_name
         self.uri = uri
+        self.control_map = control_map
 
 
 class Device:
@@ -179,7 +183,7 @@ class Device:
     def run(self) -> None:
         """The device's life: start-up spread, then inventory and polling until stop()."""
         scale = self.config.time_scale
-        poll_every = self._poll_interval()
+        poll_every = self.poll_interval()
         spread = poll_every if self.config.start_spread is None else self.config.start_spread
         self._sleep(spread * scale * self._fraction("start"))
         behaviour = self.behaviour
@@ -333,7 +337,7 @@ class Device:
             )
         return response
 
-    def _poll_interval(self) -> float:
+    def poll_interval(self) -> float:
         return self.config.poll_interval or self.behaviour.update_poll
 
     def _fraction(self, purpose: str) -> float:
@@ -384,12 +388,12 @@ class Device:
     def _poll_cycle(self) -> tuple[float, str]:
         """Poll once and live the deployment found; the wait until the next poll, and what
         happened (failed, nothing, deployed)."""
-        normal = self._poll_interval()
+        normal = self.poll_interval()
         self.set_phase("polling")
         response: Response | None = None
         try:
             response = self._poll()
-            found = _parse_deployment(response) if response.status == 200 else None
+            found = self._parse_deployment(response) if response.status == 200 else None
         except TransportError as exc:
             log.debug("device %s: poll failed: %s", self.record.device_id, exc.kind)
             found = None
@@ -415,7 +419,11 @@ class Device:
                 "device_type": record.device_type,
             }
             body = json.dumps(
-                {"device_provides": provides, "update_control_map": False}, separators=(",", ":")
+                {
+                    "device_provides": provides,
+                    "update_control_map": self.behaviour.traffic.update_control_map,
+                },
+                separators=(",", ":"),
             ).encode()
             response = self.call(steps.NEXT, "POST", NEXT_V2, body)
             if response.status != 404:
@@ -431,6 +439,7 @@ class Device:
         started = self.clock.now()
         device_id = self.record.device_id
         deployment = Deployment(self, found.id, found.artifact_name, found.uri)
+        deployment.control_map = found.control_map
         if found.artifact_name == self.record.artifact_name:
             log.info(
                 "device %s: deployment %s: %s already installed",
@@ -458,14 +467,28 @@ class Device:
         log.info("device %s: deployment %s ended: %s", device_id, found.id, entry.result)
         self.listener.deployment_finished(self, entry, self.clock.now() - started)
 
+    def _parse_deployment(self, response: Response) -> _Found:
+        """The deployment in a 200 answer to deployments/next; ValueError when malformed (a
+        control map the Go client refuses included, when maps are honoured)."""
+        try:
+            data = json.loads(response.body)
+            artifact = data["artifact"]
+            deployment_id = str(data["id"])
+            found = _Found(
+                deployment_id,
+                str(artifact["artifact_name"]),
+                str(artifact["source"]["uri"]),
+                None,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"deployments/next answer without {exc}") from None
+        raw_map = data.get("update_control_map")
+        if raw_map is not None and self.behaviour.traffic.update_control_map:
+            found.control_map = ControlMap.parse(
+                raw_map, deployment_id, self.clock.now(), self.control_map_lifetime()
+            )
+        return found
 
-def _parse_deployment(response: Response) -> _Found:
-    """The deployment in a 200 answer to deployments/next; ValueError when malformed."""
-    try:
-        data = json.loads(response.body)
-        artifact = data["artifact"]
-        return _Found(
-            str(data["id"]), str(artifact["artifact_name"]), str(artifact["source"]["uri"])
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"deployments/next answer without {exc}") from None
+    def control_map_lifetime(self) -> float:
+        """UpdateControlMapExpirationTimeSeconds: twice the poll interval (scaled)."""
+        return 2 * self.poll_interval() * self.config.time_scale

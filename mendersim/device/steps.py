@@ -9,6 +9,7 @@ DEVICECONNECT = "deviceconnect connect"  # the websocket upgrade of mender-conne
 DEVICECONNECT_PING = "deviceconnect ping"  # the device's ping until the server's pong
 DEVICECONNECT_DROP = "deviceconnect drop"  # an open link lost (a failure entry, by reason)
 NEXT = "deployments/next"
+CONTROL_MAP = "deployments/update_control_map"  # a deployment's control map fetched again
 DEPLOYMENT_LOG = "deployment log"
 DOWNLOAD = "download"
 
@@ -36,7 +37,11 @@ def known() -> tuple[str, ...]:
     return (
         AUTH,
         INVENTORY,
+        INVENTORY_CHURN,
+        DEVICECONFIG,
+        DEVICECONFIG_REPORT,
         NEXT,
+        CONTROL_MAP,
         DEPLOYMENT_LOG,
         DOWNLOAD,
         DEVICECONNECT,

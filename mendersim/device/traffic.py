@@ -1,8 +1,8 @@
 """Which parts of a device's server traffic run: per profile, overridden from the command line.
 
 `--mendersim-traffic tier=micro,churn=off,deviceconfig=on,deviceconnect=on` overrides what every
-profile says; a profile sets its own with `tier:`, `inventory_churn:`, `deviceconfig:` and
-`deviceconnect:`.
+profile says; a profile sets its own with `tier:`, `inventory_churn:`, `deviceconfig:`,
+`deviceconnect:` and `update_control_map:`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mendersim.errors import ConfigError
 
 TIERS: tuple[str, ...] = ("standard", "micro", "system")  # the C++ client's device tiers
-SWITCHES: tuple[str, ...] = ("churn", "deviceconfig", "deviceconnect")
+SWITCHES: tuple[str, ...] = ("churn", "deviceconfig", "deviceconnect", "update_control_map")
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
 
@@ -23,6 +23,7 @@ class Traffic:
     churn: bool = True  # inventory churn runs when the profile has rules
     deviceconfig: bool = False  # the mender-configure add-on: configuration fetched and reported
     deviceconnect: bool = False  # mender-connect: a websocket kept open to deviceconnect
+    update_control_map: bool = False  # maps honoured as the Go client 3.5 does (C++ has none)
 
     def overridden(self, overrides: tuple[tuple[str, str], ...]) -> Traffic:
         changed: dict[str, str | bool] = {}

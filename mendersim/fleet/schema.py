@@ -219,6 +219,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
         "inventory_churn": CHURN_SCHEMA,
         "deviceconfig": {"type": "boolean"},
         "deviceconnect": {"type": "boolean"},
+        "update_control_map": {"type": "boolean"},
     },
     "required": ["name", "identity", "key_type", "device_types", "artifact_name", "network"],
     "additionalProperties": False,

@@ -147,7 +147,8 @@ def add_arguments(parser: Any) -> None:
         help="Overrides of every profile's traffic, e.g. tier=micro,churn=off,deviceconfig=on "
         "(tier: standard, micro or system; churn: inventory churn on or off; "
         "deviceconfig: configuration fetch and report on or off; "
-        "deviceconnect: the mender-connect websocket on or off)",
+        "deviceconnect: the mender-connect websocket on or off; "
+        "update_control_map: control maps honoured as the Go client 3.5 does, on or off)",
     )
     option(
         "--mendersim-deviceconnect-ping",

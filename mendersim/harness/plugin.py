@@ -147,9 +147,7 @@ class Harness:
         self.runner.register_message(wire.RETURN, self.coordinator.on_return)
         if isinstance(self.runner, MasterRunner):
             self.environment.events.worker_report.add_listener(self._on_worker_report)
-        self.recorder = Recorder(
-            self.environment, self.view, opts.db, self.coordinator.fleet_size
-        )
+        self.recorder = Recorder(self.environment, self.view, opts.db, self.coordinator.fleet_size)
         self.environment.events.test_start.add_listener(self.recorder.on_test_start)
         if self.web_ui is not None:
             webui.install(

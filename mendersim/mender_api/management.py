@@ -147,10 +147,15 @@ class ManagementClient:
         devices: list[str] | None = None,
         group: str | None = None,
         all_devices: bool = False,
+        update_control_map: dict[str, Any] | None = None,
     ) -> str:
+        """`update_control_map` (Enterprise): `{"states": {"ArtifactInstall_Enter":
+        {"action": "pause"}, ...}}`, as the deployment creation body takes it."""
         if sum(bool(x) for x in (devices, group, all_devices)) != 1:
             raise MendersimError("create_deployment: give exactly one of devices, group, all")
         body: dict[str, Any] = {"name": name, "artifact_name": artifact_name}
+        if update_control_map is not None:
+            body["update_control_map"] = update_control_map
         if group:
             path = f"{DEPLOYMENTS}/group/{group}"
         else:
@@ -173,6 +178,11 @@ class ManagementClient:
 
     def deployment_statistics(self, deployment_id: str) -> dict[str, int]:
         return self._json("GET", f"{DEPLOYMENTS}/{deployment_id}/statistics")
+
+    def set_control_map(self, deployment_id: str, update_control_map: dict[str, Any]) -> None:
+        """Replace a deployment's control map (Enterprise's PATCH), e.g. to continue a pause."""
+        path = f"{DEPLOYMENTS}/{deployment_id}"
+        self._call("PATCH", path, json={"update_control_map": update_control_map}, expect=(204,))
 
     def abort_deployment(self, deployment_id: str) -> None:
         path = f"{DEPLOYMENTS}/{deployment_id}/status"

@@ -1,4 +1,5 @@
-"""Deployments, device side: `next` (v1 GET/POST, v2 POST), status reports and log uploads.
+"""Deployments, device side: `next` (v1 GET/POST, v2 POST), status reports and log uploads, and
+the v2 update control map a device fetches during a deployment (Enterprise's API).
 
 `next` is the hot path of every load test: a device with nothing to do costs a token-cache hit,
 a dict lookup and an empty 204.
@@ -23,7 +24,8 @@ from mendersim.server.state import (
 )
 
 V1 = "/api/devices/v1/deployments/device/deployments"
-V2_NEXT = "/api/devices/v2/deployments/device/deployments/next"
+V2 = "/api/devices/v2/deployments/device/deployments"
+V2_NEXT = f"{V2}/next"
 
 
 class DeviceDeployments:
@@ -38,6 +40,7 @@ class DeviceDeployments:
             Route("GET", f"{V1}/next", self.next_v1_get, DEVICE, "next"),
             Route("POST", f"{V1}/next", self.next_v1_post, DEVICE, "next"),
             Route("POST", V2_NEXT, self.next_v2, DEVICE, "next"),
+            Route("GET", f"{V2}/{{id}}/update_control_map", self.control_map, DEVICE),
             Route("PUT", f"{V1}/{{id}}/status", self.status, DEVICE, "status"),
             Route("PUT", f"{V1}/{{id}}/log", self.log, DEVICE, "log"),
         ]
@@ -69,11 +72,25 @@ class DeviceDeployments:
                 raise replies.BadRequest("device_provides: must be an object")
             artifact_name = replies.require_str(provides, "artifact_name")
             device_type = replies.require_str(provides, "device_type")
+            with_map = data.get("update_control_map", False)
+            if not isinstance(with_map, bool):
+                raise replies.BadRequest("update_control_map: must be a boolean")
         except replies.BadRequest as exc:
             return replies.error(400, str(exc), request)
-        return self._next(request, artifact_name, device_type)
+        return self._next(request, artifact_name, device_type, with_map)
 
-    def _next(self, request: web.Request, artifact_name: str, device_type: str) -> web.Response:
+    async def control_map(self, request: web.Request) -> web.Response:
+        if not self.v2_enabled:
+            return replies.error(404, "Resource not found", request)
+        try:
+            found = self.state.device_control_map(request["device"], request.match_info["id"])
+        except StateError as exc:
+            return replies.state_error(exc, request)
+        return replies.json_response({"update_control_map": found})
+
+    def _next(
+        self, request: web.Request, artifact_name: str, device_type: str, with_map: bool = False
+    ) -> web.Response:
         device = request["device"]
         if device.id not in self.state.active:
             return web.Response(status=204)
@@ -83,9 +100,11 @@ class DeviceDeployments:
             return replies.state_error(exc, request)
         if answer is None:
             return web.Response(status=204)
-        return web.Response(
-            text=json.dumps(self._instructions(answer)), content_type="application/json"
-        )
+        instructions = self._instructions(answer)
+        deployment = self.state.deployments[answer.device_deployment.deployment_id]
+        if with_map and deployment.update_control_map is not None:
+            instructions["update_control_map"] = self.state.control_map(deployment)
+        return web.Response(text=json.dumps(instructions), content_type="application/json")
 
     def _instructions(self, answer: NextAnswer) -> dict[str, Any]:
         artifact = answer.artifact

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from mendersim.artifact.reader import ArtifactError, read_artifact
+from mendersim.device.controlmap import ControlMapError, check_map
 from mendersim.fleet import keys
 from mendersim.server import replies
 from mendersim.server.context import ServerContext
@@ -73,6 +74,7 @@ class Management:
             ),
             Route("GET", DEPLOYMENTS, self.list_deployments, MANAGEMENT),
             Route("GET", f"{DEPLOYMENTS}/{{id}}", self.get_deployment, MANAGEMENT),
+            Route("PATCH", f"{DEPLOYMENTS}/{{id}}", self.patch_control_map, MANAGEMENT),
             Route("GET", f"{DEPLOYMENTS}/{{id}}/statistics", self.statistics, MANAGEMENT),
             Route("PUT", f"{DEPLOYMENTS}/{{id}}/status", self.abort, MANAGEMENT),
             Route("GET", f"{DEPLOYMENTS}/{{id}}/devices/list", self.deployment_devices, MANAGEMENT),
@@ -211,12 +213,18 @@ class Management:
             name = replies.require_str(data, "name")
             artifact_name = replies.require_str(data, "artifact_name")
             force = data.get("force_installation", False) is True
+            control_map = _control_map(data)
             if group is not None:
                 device_ids = self.state.accepted_ids(group)
             else:
                 device_ids = _device_selection(data, self.state.accepted_ids)
             deployment = self.state.create_deployment(
-                name, artifact_name, device_ids, group=group, force=force
+                name,
+                artifact_name,
+                device_ids,
+                group=group,
+                force=force,
+                update_control_map=control_map,
             )
         except replies.BadRequest as exc:
             return replies.error(400, str(exc), request)
@@ -259,6 +267,20 @@ class Management:
             return replies.error(404, "deployment not found", request)
         return replies.json_response(self.state.deployment_view(deployment))
 
+    async def patch_control_map(self, request: web.Request) -> web.Response:
+        """Enterprise's way to continue (or fail) a paused deployment: a new map's states."""
+        try:
+            data = await replies.read_json(request)
+            control_map = _control_map(data)
+            if control_map is None:
+                raise replies.BadRequest("update_control_map: required")
+            self.state.set_control_map(request.match_info["id"], control_map)
+        except replies.BadRequest as exc:
+            return replies.error(400, str(exc), request)
+        except StateError as exc:
+            return replies.state_error(exc, request)
+        return web.Response(status=204)
+
     async def statistics(self, request: web.Request) -> web.Response:
         try:
             return replies.json_response(self.state.statistics(request.match_info["id"]))
@@ -300,6 +322,21 @@ class Management:
         except StateError as exc:
             return replies.state_error(exc, request)
         return web.Response(text=text, content_type="text/plain")
+
+
+def _control_map(data: Any) -> dict[str, Any] | None:
+    """The body's `update_control_map` (`priority`, `states`), checked by the rules a Go client
+    3.5 applies to what it receives, so no device refuses what the server accepted."""
+    given = data.get("update_control_map") if isinstance(data, dict) else None
+    if given is None:
+        return None
+    if isinstance(given, dict) and "id" in given:
+        raise replies.BadRequest("update_control_map: the id is the deployment's, do not give one")
+    try:
+        check_map(given)
+    except ControlMapError as exc:
+        raise replies.BadRequest(f"update_control_map: {exc}") from None
+    return {"priority": given.get("priority", 0), "states": given.get("states") or {}}
 
 
 def _device_selection(data: dict[str, Any], accepted_ids: Any) -> list[str]:

@@ -140,6 +140,8 @@ class Deployment:
     group: str | None = None
     force: bool = False
     finished: float | None = None
+    # Enterprise's `update_control_map` as created or patched (`priority`, `states`), or None.
+    update_control_map: dict[str, Any] | None = None
     devices: dict[str, DeviceDeployment] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
 
@@ -356,6 +358,7 @@ class ServerState:
         *,
         group: str | None = None,
         force: bool = False,
+        update_control_map: dict[str, Any] | None = None,
     ) -> Deployment:
         if not any(a.name == artifact_name for a in self.artifacts.values()):
             raise Unprocessable(f"no artifact named {artifact_name!r}")
@@ -363,6 +366,7 @@ class ServerState:
             raise StateError("no devices for the deployment")
         now = time.time()
         deployment = Deployment(str(uuid.uuid4()), name, artifact_name, now, group, force)
+        deployment.update_control_map = update_control_map
         for device_id in dict.fromkeys(device_ids):
             dd = DeviceDeployment(deployment.id, device_id, created=now)
             deployment.devices[device_id] = dd
@@ -416,6 +420,8 @@ class ServerState:
             view["groups"] = [deployment.group]
         if deployment.finished is not None:
             view["finished"] = rfc3339(deployment.finished)
+        if deployment.update_control_map is not None:
+            view["update_control_map"] = self.control_map(deployment)
         return view
 
     def deployment_devices(self, deployment_id: str, status: str | None) -> list[dict[str, Any]]:
@@ -453,6 +459,30 @@ class ServerState:
                 view["device_type"] = dd.reported_type
             views.append(view)
         return views
+
+    @staticmethod
+    def control_map(deployment: Deployment) -> dict[str, Any]:
+        """The map as devices get it: the deployment's id, its priority and states."""
+        stored = deployment.update_control_map or {}
+        return {"id": deployment.id, "priority": stored.get("priority", 0),
+                "states": stored.get("states", {})}  # fmt: skip
+
+    def set_control_map(self, deployment_id: str, update_control_map: dict[str, Any]) -> None:
+        """Enterprise's PATCH: replaces the map of a deployment created with one (409 else)."""
+        deployment = self.deployments.get(deployment_id)
+        if deployment is None:
+            raise NotFound("deployment not found")
+        if deployment.update_control_map is None:
+            raise Conflict("the deployment has no update control map")
+        deployment.update_control_map = update_control_map
+        self.dirty_deployments.add(deployment.id)
+
+    def device_control_map(self, device: Device, deployment_id: str) -> dict[str, Any]:
+        """The map a device fetches during its deployment; 404 once it has finished."""
+        deployment, dd = self._device_deployment(device, deployment_id)
+        if dd.status in FINAL_STATUSES:
+            raise NotFound("device deployment has finished")
+        return self.control_map(deployment)
 
     def device_log(self, deployment_id: str, device_id: str) -> str:
         deployment = self.deployments.get(deployment_id)

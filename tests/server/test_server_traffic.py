@@ -70,9 +70,11 @@ def _wait_for(condition, timeout: float, what: str):
 
 
 @contextmanager
-def _accepted_device(profile: dict, time_scale: float, spec_check: SpecCheck) -> Iterator[tuple]:
+def _accepted_device(
+    profile: dict, time_scale: float, spec_check: SpecCheck, v2: str = "off"
+) -> Iterator[tuple]:
     """One device running on a thread against a fresh server, once the server has accepted it."""
-    with running_server("--acceptance", "auto", "--v2-next", "off") as server:
+    with running_server("--acceptance", "auto", "--v2-next", v2) as server:
         transport = RequestsTransport(server.url, _checked(spec_check))
         config = EngineConfig(time_scale=time_scale, seed=2, start_spread=0)
         behaviour = Behaviour.from_profile(profile)
