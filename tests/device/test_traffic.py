@@ -108,7 +108,7 @@ def test_churn_off_from_the_command_line_freezes_the_inventory():
     [
         ("tier=huge", "tier 'huge' is not one of standard, micro, system"),
         ("churn=maybe", "churn='maybe': use on or off"),
-        ("websocket=on", r"unknown traffic 'websocket' \(known: .*deviceconnect\)"),
+        ("websocket=on", r"unknown traffic 'websocket' \(known: .*, update_control_map\)"),
         ("deviceconnect=maybe", "deviceconnect='maybe': use on or off"),
         ("churn", "'churn' is not name=value"),
     ],
