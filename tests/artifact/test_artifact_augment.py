@@ -49,14 +49,17 @@ def _manifest(entries: dict[str, bytes]) -> bytes:
     ).encode()
 
 
-def _repack(data: bytes, comp: str, *, augment_header=None, order=None, extra_augment=None):
-    """The artifact again, `comp`-compressed, its augmented header's members edited by
+def _repack(
+    data: bytes, comp: str, *, augment_header=None, header=None, order=None, extra_augment=None
+):
+    """The artifact again, `comp`-compressed, its headers' members edited by `header` and
     `augment_header` (members -> members) and both manifests recomputed, unsigned."""
     outer = dict(_members(data))
     old = next(n for n in outer if n.startswith("header.tar")).partition(".tar")[2]
     old_comp = compression.name_of_suffix(old)
     ext = compression.EXTENSIONS[comp]
-    header = _pack(_members(outer[f"header.tar{old}"], old_comp), comp)
+    header_members = _members(outer[f"header.tar{old}"], old_comp)
+    header = _pack((header or (lambda m: m))(header_members), comp)
     augment_members = _members(outer[f"header-augment.tar{old}"], old_comp)
     augment = _pack((augment_header or (lambda m: m))(augment_members), comp)
     payload = _members(outer[f"data/0000.tar{old}"], old_comp)
@@ -276,3 +279,22 @@ def test_an_entry_in_both_manifests_is_refused(augmented: bytes) -> None:
     )
     with pytest.raises(ArtifactError, match="checksum store: file already exists"):
         _read(twice)
+
+
+def _as_rootfs(members: Members) -> Members:
+    """Both header-info and type-info say rootfs-image instead of delta."""
+    edited = []
+    for name, content in members:
+        if name in ("header-info", "headers/0000/type-info"):
+            content = content.replace(b'"type":"delta"', b'"type":"rootfs-image"')
+        edited.append((name, content))
+    return edited
+
+
+def test_a_rootfs_augment_replaces_provides_and_depends_and_keeps_the_meta_data(augmented):
+    info = _read(_repack(augmented, "gzip", header=_as_rootfs, augment_header=_as_rootfs))
+    assert info.update_type == "rootfs-image"
+    # rootfs_image.go: the augmented type-info's alone, the original's are not merged in
+    assert info.provides == {"artifact_name": "delta-1", "rootfs-image.delta.source": "1.0"}
+    assert info.depends == {"device_type": ["qemux86-64"], "rootfs-image.checksum": "ab12"}
+    assert info.meta_data == {"source": {"name": "base"}, "chunks": [1]}
