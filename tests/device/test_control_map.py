@@ -148,3 +148,13 @@ def test_a_map_the_client_refuses_makes_the_answer_an_error():
     device.run()
     assert server.statuses() == []
     assert server.of(steps.CONTROL_MAP) == []
+
+
+def test_the_switch_is_off_by_default_and_set_per_profile_or_command_line():
+    from mendersim.device.behaviour import Behaviour
+    from mendersim.device.traffic import parse_overrides
+
+    assert not Behaviour.from_profile(profile()).traffic.update_control_map
+    assert Behaviour.from_profile(profile(update_control_map=True)).traffic.update_control_map
+    overrides = parse_overrides("update_control_map=on")
+    assert Behaviour.from_profile(profile()).traffic.overridden(overrides).update_control_map

@@ -22,14 +22,23 @@ SCALE = 0.001  # the 1,800 s poll interval (and so the map's refresh) becomes 1.
 PAUSE_INSTALL = {"states": {"ArtifactInstall_Enter": {"action": "pause"}}}
 
 
-def _deploy(server, tmp_path, device_id: str, name: str, control_map: dict | None) -> str:
+def _deploy(server, tmp_path, device_id: str, name: str, control_map: dict | None, check=None):
+    """Uploads an artifact and deploys it to the device: through the management client, or
+    with `check` (the spec check) by a plain POST whose request and answer it validates."""
     path = tmp_path / f"{name}.mender"
     write_artifact(path, name=name, device_types=["edge-x86"], payload_size=20_000)
     management = server.management()
     management.upload_artifact(path)
-    return management.create_deployment(
-        name, name, devices=[device_id], update_control_map=control_map
-    )
+    if check is None:
+        return management.create_deployment(
+            name, name, devices=[device_id], update_control_map=control_map
+        )
+    body = {"name": name, "artifact_name": name, "devices": [device_id],
+            "update_control_map": control_map}  # fmt: skip
+    created = _management(server, "POST", "", json=body)
+    check(created)
+    assert created.status_code == 201
+    return created.headers["Location"].rsplit("/", 1)[1]
 
 
 def _statuses(transport) -> list[str]:
@@ -45,7 +54,9 @@ def _management(server, method: str, path: str, **kwargs) -> requests.Response:
 def test_a_paused_deployment_waits_for_continue_then_succeeds(spec_check, tmp_path):
     with _accepted_device(MAPPED, SCALE, spec_check, v2="on") as (server, transport, found):
         management = server.management()
-        deployment_id = _deploy(server, tmp_path, found["id"], "edge-os-1.13.0", PAUSE_INSTALL)
+        deployment_id = _deploy(
+            server, tmp_path, found["id"], "edge-os-1.13.0", PAUSE_INSTALL, spec_check
+        )
         _wait_for(
             lambda: management.deployment_statistics(deployment_id)["pause_before_installing"],
             15,
