@@ -106,6 +106,8 @@ def main() -> None:
                 "1e-6",
                 "--mendersim-connection",
                 "keepalive",
+                "--mendersim-idle-timeout",
+                "1e9",  # kept for the whole run even at time scale 1e-6
             ]
             alone_rps, one_rps, alone_eff, one_eff = [], [], [], []
             for round_ in range(args.rounds):  # alternate: the machine's noise hits both

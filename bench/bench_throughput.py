@@ -91,6 +91,8 @@ def main() -> None:
                     "1e-6",
                     "--mendersim-connection",
                     "keepalive",
+                    "--mendersim-idle-timeout",
+                    "1e9",  # kept for the whole run even at time scale 1e-6
                 ],
                 tmp / "devices.log",
             )

@@ -22,10 +22,11 @@ LOCUSTFILE = REPO / "locustfiles" / "fleet.py"
 SERVER_CPU, LOAD_CPU = 1, 0  # the embedded server on one core, the load generator on the other
 
 
-def seeded_fleet(count: int) -> Path:
+def seeded_fleet(count: int, poll_interval: int = 1800) -> Path:
     """A store of `count` automotive devices with no network shaping; seeded once, then reused."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    db = CACHE / f"fleet-{count}.db"
+    name = f"fleet-{count}" if poll_interval == 1800 else f"fleet-{count}-poll{poll_interval}"
+    db = CACHE / f"{name}.db"
     if db.exists():
         return db
     profile = yaml.safe_load((REPO / "profiles/industries/automotive.yaml").read_text())
@@ -33,12 +34,12 @@ def seeded_fleet(count: int) -> Path:
     (CACHE / "network").mkdir(exist_ok=True)
     (CACHE / "network" / "none.yaml").write_text((REPO / "profiles/network/none.yaml").read_text())
     (CACHE / "bench-automotive.yaml").write_text(yaml.safe_dump(profile))
-    fleet = CACHE / f"fleet-{count}.yaml"
+    fleet = CACHE / f"{name}.yaml"
     fleet.write_text(
         yaml.safe_dump(
             {
                 "server_url": "http://127.0.0.1:1",
-                "poll_interval": 1800,
+                "poll_interval": poll_interval,
                 "seed": 1,
                 "groups": [{"profile": "bench-automotive.yaml", "count": count}],
             }

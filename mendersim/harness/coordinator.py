@@ -109,6 +109,7 @@ class Coordinator:
             "seed": int(self._fleet.get("seed") or 0),
             "time_scale": options.time_scale,
             "connection": options.connection,
+            "idle_timeout": options.idle_timeout,
             "start_spread": spread,
             "traffic": [list(pair) for pair in options.traffic],
             "deviceconnect_ping": options.deviceconnect_ping,

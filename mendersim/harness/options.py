@@ -56,7 +56,15 @@ def add_arguments(parser: Any) -> None:
         "--mendersim-connection",
         choices=CONNECTION_POLICIES,
         default="fresh",
-        help="fresh: a new connection per exchange; keepalive: one kept connection per device",
+        help="fresh: a new connection per exchange (as Mender's C++ client); keepalive: one "
+        "connection per device, kept while idle for less than --mendersim-idle-timeout",
+    )
+    option(
+        "--mendersim-idle-timeout",
+        type=float,
+        default=90.0,
+        help="Seconds (device time, scaled by the time scale) a keepalive connection may stay "
+        "idle before it is closed",
     )
     option(
         "--mendersim-scenario",
@@ -191,6 +199,7 @@ class HarnessOptions:
     server_log: str
     traffic: tuple[tuple[str, str], ...] = ()
     deviceconnect_ping: float = PING_EVERY_S
+    idle_timeout: float = 90.0
 
     def reread(self, parsed: Any) -> HarnessOptions:
         """The options of a new swarm (the web UI's start form may have changed them)."""
@@ -251,4 +260,5 @@ class HarnessOptions:
             deviceconnect_ping=positive("deviceconnect_ping")
             if hasattr(parsed, "mendersim_deviceconnect_ping")
             else PING_EVERY_S,
+            idle_timeout=positive("idle_timeout"),
         )

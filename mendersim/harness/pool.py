@@ -48,6 +48,15 @@ def seen_status(device: Device) -> str:
     return "accepted" if device.accepted_in_run else NOT_ACCEPTED
 
 
+def idle_timeout(engine: dict[str, Any]) -> float:
+    """Seconds a device's connection may stay idle: 0 under `fresh`; under `keepalive` the
+    timeout in device time, scaled as every device timer is, so that a time-scaled run holds
+    connections between polls exactly when the same fleet at production timing would."""
+    if engine["connection"] != "keepalive":
+        return 0.0
+    return float(engine["idle_timeout"]) * float(engine["time_scale"])
+
+
 class LeaseRefused(MendersimError):
     """The master could not give this worker the devices its users need."""
 
@@ -228,7 +237,7 @@ class DevicePool:
             self._environment,
             self._environment.host,
             profile=record.profile,
-            keepalive=engine["connection"] == "keepalive",
+            idle_timeout=idle_timeout(engine),
         )
         config = EngineConfig(
             tenant_token=engine["tenant_token"],

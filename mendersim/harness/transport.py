@@ -1,17 +1,21 @@
 """The device engine's Transport on gevent: geventhttpclient exchanges that become Locust stats.
 
-Connection policies:
-- `fresh`: a new connection for every exchange, closed after it (`Connection: close`). A device
-  polling every 30 minutes holds no socket while idle, which is what keeps 100,000 devices in
-  one process under the open-files limit, and what a real device does at production intervals.
-- `keepalive`: one kept connection per device and host, reused across exchanges; closed when
-  the device stops. Each idle device holds a socket, so a process can run at most as many
-  devices as it may open files.
+Connection policies (what the server sees of a device's connections):
+- `fresh` (default): a new TCP connection for every exchange, closed after it, which is what
+  Mender's C++ client (4.0 and later) does: it keeps no idle connection at all. The exchanges of
+  every device go through one shared client per host whose connections are closed after each
+  exchange (`Connection: close`), so a fresh exchange builds no client object.
+- `keepalive`: one connection per device and host, reused while it has been idle for less than
+  the idle timeout (in device seconds, so scaled with the time scale like every device timer),
+  then closed by the process's idle reaper: a device polling more often than the timeout keeps
+  its connection, one polling less often holds no socket between polls.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+from gevent.event import Event
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
@@ -30,6 +35,9 @@ from mendersim.harness import stats
 
 CONNECT_TIMEOUT_S = 10.0
 NETWORK_TIMEOUT_S = 60.0
+# Exchanges in flight at once through the shared `fresh` client of one host (each on its own
+# connection); more than a process's ephemeral ports, so the bound never throttles a fleet.
+FRESH_CONCURRENCY = 65_536
 
 _Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -65,7 +73,7 @@ def transport_error(exc: BaseException) -> TransportError:
     return TransportError(kind, f"{kind}: {exc}")
 
 
-def _new_client(origin: _Origin) -> HTTPClient:
+def _new_client(origin: _Origin, concurrency: int = 1) -> HTTPClient:
     scheme, host, port = origin
     return HTTPClient(
         host,
@@ -73,8 +81,74 @@ def _new_client(origin: _Origin) -> HTTPClient:
         ssl=scheme == "https",
         connection_timeout=CONNECT_TIMEOUT_S,
         network_timeout=NETWORK_TIMEOUT_S,
-        concurrency=1,
+        concurrency=concurrency,
     )
+
+
+_FRESH: dict[_Origin, HTTPClient] = {}
+
+
+def _fresh_client(origin: _Origin) -> HTTPClient:
+    """The process's client for `fresh` exchanges with one host: every exchange asks for
+    `Connection: close`, so each gets a new connection and none goes back to the client's pool."""
+    client = _FRESH.get(origin)
+    if client is None:
+        client = _FRESH[origin] = _new_client(origin, FRESH_CONCURRENCY)
+    return client
+
+
+class _Kept:
+    """A device's kept connection to one host (keepalive policy) and when it turns too idle."""
+
+    __slots__ = ("client", "idle_until")
+
+    def __init__(self, client: HTTPClient) -> None:
+        self.client: HTTPClient | None = client
+        self.idle_until = 0.0  # 0: in use
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class IdleReaper:
+    """Closes kept connections idle longer than their timeout: one greenlet per process, woken
+    at the earliest deadline, instead of a timer per device."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Kept]] = []
+        self._order = itertools.count()
+        self._wake = Event()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def rest(self, kept: _Kept, timeout: float) -> None:
+        """`kept` is idle from now; it is closed after `timeout` seconds unless used again."""
+        kept.idle_until = until = time.monotonic() + timeout
+        heapq.heappush(self._heap, (until, next(self._order), kept))
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+        elif self._heap[0][2] is kept:
+            self._wake.set()  # earlier than the deadline the reaper sleeps towards
+
+    def _run(self) -> None:
+        heap = self._heap
+        try:
+            while heap:
+                until, _, kept = heap[0]
+                wait = until - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+                    continue
+                heapq.heappop(heap)
+                if kept.idle_until == until:  # not used since it went idle
+                    kept.close()
+        finally:
+            self._greenlet = None
+
+
+IDLE_REAPER = IdleReaper()
 
 
 class _InFlight:
@@ -88,18 +162,21 @@ IN_FLIGHT = _InFlight()
 
 
 class GeventTransport:
-    """One device's view of the network; cheap to hold for 100,000 devices."""
+    """One device's view of the network; cheap to hold for 100,000 devices.
 
-    __slots__ = ("_base", "_environment", "_keepalive", "_kept", "_profile")
+    `idle_timeout` 0 is the `fresh` policy; more than 0 keeps a connection per host for as long
+    as it has been idle for less than that many seconds (`keepalive`)."""
+
+    __slots__ = ("_base", "_environment", "_idle_timeout", "_kept", "_profile")
 
     def __init__(
-        self, environment: Any, base_url: str, *, profile: str, keepalive: bool = False
+        self, environment: Any, base_url: str, *, profile: str, idle_timeout: float = 0.0
     ) -> None:
         self._environment = environment
         self._base, _ = parse_origin(base_url)
         self._profile = profile
-        self._keepalive = keepalive
-        self._kept: dict[_Origin, HTTPClient] | None = None
+        self._idle_timeout = idle_timeout
+        self._kept: dict[_Origin, _Kept] | None = None
 
     def _target(self, url: str) -> tuple[_Origin, str]:
         if url.startswith(("http://", "https://")):
@@ -108,23 +185,24 @@ class GeventTransport:
 
     @contextmanager
     def _client(self, origin: _Origin) -> Iterator[HTTPClient]:
-        if self._keepalive:
-            if self._kept is None:
-                self._kept = {}
-            client = self._kept.get(origin)
-            if client is None:
-                client = self._kept[origin] = _new_client(origin)
-            yield client
+        if not self._idle_timeout:
+            yield _fresh_client(origin)
             return
-        client = _new_client(origin)
+        if self._kept is None:
+            self._kept = {}
+        kept = self._kept.get(origin)
+        if kept is None or kept.client is None:
+            kept = self._kept[origin] = _Kept(_new_client(origin))
+        kept.idle_until = 0.0
         try:
-            yield client
+            yield kept.client
         finally:
-            client.close()
+            if kept.client is not None:  # not closed by the device leaving meanwhile
+                IDLE_REAPER.rest(kept, self._idle_timeout)
 
     def _headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
         merged = dict(headers or {})
-        if not self._keepalive:
+        if not self._idle_timeout:
             merged["Connection"] = "close"
         return merged
 
@@ -223,8 +301,8 @@ class GeventTransport:
 
     def close(self) -> None:
         """Drop kept connections (keepalive policy); the device is leaving the run."""
-        for client in (self._kept or {}).values():
-            client.close()
+        for kept in (self._kept or {}).values():
+            kept.close()
         self._kept = None
 
     def _record(

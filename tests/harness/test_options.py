@@ -28,6 +28,7 @@ DEFAULTS = {
     "log_level": "",
     "server_log": "",
     "traffic": "",
+    "idle_timeout": 90.0,
 }
 
 
@@ -48,6 +49,7 @@ def test_profiles_are_a_comma_separated_filter():
         ({"time_scale": -1}, "--mendersim-time-scale"),
         ({"time_scale": float("nan")}, "--mendersim-time-scale"),
         ({"lag_bound": 0}, "--mendersim-lag-bound"),
+        ({"idle_timeout": 0}, "--mendersim-idle-timeout"),
         ({"rollout_share": 0}, "--mendersim-rollout-share"),
         ({"scenario": "ramp"}, "--mendersim-ramp-window"),
         ({"connection": "pooled"}, "--mendersim-connection"),

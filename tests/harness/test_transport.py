@@ -1,5 +1,7 @@
-"""The gevent transport against a real HTTP server on 127.0.0.1."""
+"""The gevent transport against a real HTTP server on 127.0.0.1, which counts the TCP
+connections it accepts and how many are open: the connection policies as the server sees them."""
 
+import time
 import types
 
 import gevent
@@ -26,6 +28,8 @@ def _app(environ, start_response):
     if path == "/status/500":
         start_response("500 Internal Server Error", [("Content-Length", "4")])
         return [b"oops"]
+    if path == "/slow":
+        gevent.sleep(0.3)
     if path == "/artifact":
         start_response("200 OK", [("Content-Length", str(len(PAYLOAD)))])
         return [PAYLOAD]
@@ -33,12 +37,42 @@ def _app(environ, start_response):
     return [peer]
 
 
+class CountingServer(WSGIServer):
+    """A WSGI server that counts TCP connections: accepted in all, and open now."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _app, log=None)
+        self.accepted = 0
+        self.open = 0
+
+    def handle(self, sock, address):
+        self.accepted += 1
+        self.open += 1
+        try:
+            super().handle(sock, address)  # returns when the connection is closed
+        finally:
+            self.open -= 1
+
+    def wait_open(self, count: int, within: float = 5.0) -> int:
+        """Open connections once they reach `count` (or what they are after `within` s)."""
+        deadline = time.monotonic() + within
+        while self.open != count and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        return self.open
+
+
 @pytest.fixture
-def server():
-    srv = WSGIServer(("127.0.0.1", 0), _app, log=None)
+def counting():
+    srv = CountingServer()
     srv.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.url = f"http://127.0.0.1:{srv.server_port}"
+    yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server(counting):
+    return counting.url
 
 
 class _RequestEvent:
@@ -57,25 +91,63 @@ def recorded():
     return types.SimpleNamespace(events=types.SimpleNamespace(request=event)), event.entries
 
 
-def test_fresh_uses_a_new_connection_per_exchange(server, recorded):
+def test_fresh_opens_a_new_connection_per_exchange_and_keeps_none(counting, recorded):
     env, entries = recorded
-    transport = GeventTransport(env, server, profile="automotive")
-    first = transport.request(steps.INVENTORY, "PUT", "/peer", body=b"[]")
-    second = transport.request(steps.INVENTORY, "PUT", "/peer", body=b"[]")
-    assert first.status == 200 and first.header("x-test") == "yes"
-    assert first.body != second.body  # two client ports: two connections
+    transport = GeventTransport(env, counting.url, profile="automotive")
+    peers = set()
+    for done in range(1, 4):
+        answer = transport.request(steps.INVENTORY, "PUT", "/peer", body=b"[]")
+        peers.add(answer.body)
+        assert counting.wait_open(0) == 0  # closed after the exchange, before the next
+        assert counting.accepted == done
+    assert len(peers) == 3  # three client ports
+    assert answer.status == 200 and answer.header("x-test") == "yes"
     entry = entries[0]
     assert (entry["request_type"], entry["name"], entry["exception"]) == ("PUT", "inventory", None)
     assert entry["context"] == {"profile": "automotive"}
-    assert entry["response_length"] == len(first.body)
+    assert entry["response_length"] == len(answer.body)
 
 
-def test_keepalive_reuses_one_connection(server, recorded):
+def test_fresh_devices_in_flight_together_each_have_their_own_connection(counting, recorded):
     env, _ = recorded
-    transport = GeventTransport(env, server, profile="p", keepalive=True)
-    bodies = {transport.request(steps.NEXT, "GET", "/peer").body for _ in range(3)}
-    transport.close()
-    assert len(bodies) == 1
+    devices = [GeventTransport(env, counting.url, profile="p") for _ in range(20)]
+    calls = [gevent.spawn(d.request, steps.NEXT, "GET", "/slow") for d in devices]
+    gevent.joinall(calls, timeout=10, raise_error=True)
+    assert {call.value.status for call in calls} == {200}
+    assert counting.accepted == 20
+    assert counting.wait_open(0) == 0
+
+
+def test_keepalive_reuses_one_connection_within_the_idle_timeout(counting, recorded):
+    env, _ = recorded
+    transport = GeventTransport(env, counting.url, profile="p", idle_timeout=30.0)
+    for _ in range(3):
+        transport.request(steps.NEXT, "GET", "/peer")
+        gevent.sleep(0.05)
+    assert (counting.accepted, counting.open) == (1, 1)
+    transport.close()  # the device leaves the run
+    assert counting.wait_open(0) == 0
+
+
+def test_keepalive_holds_no_connection_beyond_the_idle_timeout(counting, recorded):
+    env, _ = recorded
+    transport = GeventTransport(env, counting.url, profile="p", idle_timeout=0.3)
+    first = transport.request(steps.NEXT, "GET", "/peer").body
+    assert counting.open == 1
+    assert counting.wait_open(0) == 0  # the reaper closed it while the device was idle
+    second = transport.request(steps.NEXT, "GET", "/peer").body
+    assert counting.accepted == 2 and first != second
+    assert counting.wait_open(0) == 0
+
+
+def test_keepalive_used_again_in_time_stays_open_past_its_first_deadline(counting, recorded):
+    env, _ = recorded
+    transport = GeventTransport(env, counting.url, profile="p", idle_timeout=0.5)
+    for _ in range(4):  # 1.2 s in all, never idle for 0.5 s
+        transport.request(steps.NEXT, "GET", "/peer")
+        gevent.sleep(0.3)
+    assert (counting.accepted, counting.open) == (1, 1)
+    assert counting.wait_open(0) == 0
 
 
 def test_failures_follow_the_protocol_rule(server, recorded):
