@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from dataclasses import asdict
@@ -87,9 +88,22 @@ def entry_sample(entry: StatsEntry) -> dict[str, Any]:
     }
 
 
+def error_text(error: BaseException | str | None) -> str:
+    """A failure as its message, on a standalone process and on a master alike: a master holds
+    the repr the workers sent (`HttpFailure('HTTP 503')`), a standalone one the exception."""
+    if isinstance(error, BaseException):
+        return str(error)
+    text = str(error)
+    quoted = _REPR.fullmatch(text)
+    return quoted.group(2) if quoted else text
+
+
+_REPR = re.compile(r"\w+\((['\"])(.*)\1\)", re.DOTALL)
+
+
 def _errors(stats: RequestStats) -> list[dict[str, Any]]:
     return [
-        {"type": e.method, "name": e.name, "error": str(e.error), "count": e.occurrences}
+        {"type": e.method, "name": e.name, "error": error_text(e.error), "count": e.occurrences}
         for e in stats.errors.values()
     ]
 

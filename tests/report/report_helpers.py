@@ -20,11 +20,14 @@ class Tables(HTMLParser):
         self.charts: list[str] = []
         self.sections: list[str] = []
         self.external: list[str] = []
+        self.data: dict[str, dict[str, str]] = {}  # data-* attributes by element id
         self._table: str | None = None
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if a.get("id"):
+            self.data[a["id"]] = {k[5:]: v for k, v in a.items() if k.startswith("data-")}
         for key in ("src", "href"):
             if a.get(key):
                 self.external.append(a[key])

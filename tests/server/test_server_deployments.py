@@ -138,7 +138,7 @@ def test_log_upload_is_readable_by_management(server, release, fleet):
     assert device.log("no-such-deployment", messages).status_code == 404
     # "List Devices in Deployment": who failed, and whether a log is there to read
     (failed,) = api.deployment_devices(deployment_id, "failure")
-    assert failed["id"] == _device_id(device) and failed["log"] is True
+    assert failed["id"] == device.device_id and failed["log"] is True
     assert [d["id"] for d in api.deployment_devices(deployment_id, "finished")] == [failed["id"]]
     assert api.deployment_devices(deployment_id, "success") == []
     assert api.deployment_devices(deployment_id, "active") == []
