@@ -52,7 +52,7 @@ def _run_section(page: Page, run: RunFigures) -> None:
                 ["duration (s)", round(run.duration_s, 1)],
                 ["devices in the fleet", record["fleet_size"]],
                 ["users at the end", record["fleet"]["users"]],
-                ["workers", record["fleet"]["workers"]],
+                ["workers (most at once)", max(f["workers"] for f in run.fleet)],
                 ["mendersim", record["versions"]["mendersim"]],
                 ["locust", record["versions"]["locust"]],
             ],

@@ -59,7 +59,7 @@ def test_distributed_report_matches_the_csvs_and_the_server(run_dir):
     page = check_report(folder, FLEET, statistics, status)
     check_failure_logs(folder, statistics, logs)
     facts = dict(page.tables["run-facts"][1:])
-    assert facts["workers"] == "2"
+    assert facts["workers (most at once)"] == "2"
     makeup = dict(page.tables["fleet-makeup"][1:])
     assert sum(int(n) for n in makeup.values()) == FLEET
     assert {k.split(" / ")[0] for k in makeup} == {"automotive", "medical"}
