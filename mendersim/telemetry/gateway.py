@@ -4,7 +4,9 @@ store-and-forward buffer (forward.py).
 
 Child sensor `i` (from 1) of gateway G is `G-s001`, ...: its readings are those of the sensor
 models under that id, so they are pure functions of the fleet seed, like any device's, and its
-anomalies go to the ground truth under that id. Under the gateway's topic root:
+anomalies go to the ground truth under that id. A gateway polls its sensors at its own offset
+within each stream's interval (whole seconds, drawn from the seed), as gateways started at
+different times do; its windows stay aligned to the epoch. Under the gateway's topic root:
 
 - `sensors/<sensor>/aggregates`, at the end of every window (epoch-aligned, `window_s`):
   `{"gateway", "sensor", "seq", "start", "end", "streams": {name: {"min", "max", "mean",
@@ -24,11 +26,13 @@ readings into the next).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
 
+from mendersim.device import decide
 from mendersim.harness import stats
 from mendersim.telemetry import payload
 from mendersim.telemetry.anomalies import Anomaly
@@ -105,6 +109,7 @@ class Gateway:
         self._window_readings = 0  # since the last reduction sample
         self._window_selected = 0
         self._covered_from = 0.0
+        self._phase = decide.fraction(seed, device_id, "edge-phase")
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
@@ -115,6 +120,11 @@ class Gateway:
             self._greenlet.kill(block=False)
         self.forward.stop()
 
+    def offset(self, stream: StreamSpec) -> float:
+        """Where in each interval of the stream this gateway reads: whole seconds, so reading
+        times stay exact."""
+        return float(math.floor(self._phase * stream.interval_s))
+
     # -- the timeline --------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -122,7 +132,10 @@ class Gateway:
         streams = self.spec.streams
         window = self.rules.window_s
         now = self.timeline.now()
-        due = {s.name: (now // s.interval_s + 1) * s.interval_s for s in streams}
+        due = {}
+        for s in streams:
+            offset = self.offset(s)
+            due[s.name] = ((now - offset) // s.interval_s + 1) * s.interval_s + offset
         window_end = (now // window + 1) * window
         self._covered_from = min(due.values())
         while True:
@@ -137,6 +150,7 @@ class Gateway:
                 if due[stream.name] == soonest:
                     due[stream.name] = soonest + stream.interval_s
                     self._take(stream, soonest)
+            gevent.sleep(0)  # a gateway that fell behind catches up without starving the rest
 
     def _take(self, stream: StreamSpec, t: float) -> None:
         due = self.timeline.real(t)

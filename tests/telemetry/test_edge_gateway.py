@@ -57,7 +57,7 @@ def _spec(children: int, window: float, buffer: int = 10_000) -> spec.TelemetryS
                         "name": "temperature",
                         "base": 40,
                         "noise": 0.5,
-                        "interval_s": 2,
+                        "interval_s": 3,
                         "daily": {"amplitude": 3},
                     },
                     {
@@ -139,10 +139,11 @@ def _topic(kind: str, body: dict) -> tuple:
     return (kind, body["sensor"], body["stream"] if kind == "telemetry" else None)
 
 
-def _raw(sensors: DeviceSensors, stream: spec.StreamSpec, start: float, end: float):
-    """The model's readings in [start, end) on the stream's interval grid (missing left out)."""
+def _raw(sensors: DeviceSensors, stream: spec.StreamSpec, start: float, end: float, offset: float):
+    """The model's readings in [start, end) on the stream's interval grid, shifted by the
+    gateway's offset (missing readings left out)."""
     out = []
-    t = math.ceil(start / stream.interval_s) * stream.interval_s
+    t = math.ceil((start - offset) / stream.interval_s) * stream.interval_s + offset
     while t < end:
         value = sensors.read(stream, t)
         if value is not None:
@@ -184,12 +185,19 @@ def test_aggregates_deadband_and_alerts_match_the_raw_readings(broker):
     children = [DeviceSensors(s, child_id("gw-1", i), {}, SEED) for i in range(3)]
     by_id = {c.device_id: c for c in children}
     vibration, temperature, pressure = s.streams
+    at = {st.name: gateway.offset(st) for st in s.streams}  # where in its intervals it reads
+    assert at["temperature"] == 1.0  # this gateway reads its 3 s stream at 1 s past the grid
     # every window's aggregates are those of the model's readings in [start, end)
     for body in aggregates:
         assert body["gateway"] == "gw-1" and body["end"] - body["start"] <= window
         assert set(body["streams"]) == {"vibration", "temperature"}
         for stream in (vibration, temperature):
-            values = [v for _, v in _raw(by_id[body["sensor"]], stream, body["start"], body["end"])]
+            values = [
+                v
+                for _, v in _raw(
+                    by_id[body["sensor"]], stream, body["start"], body["end"], at[stream.name]
+                )
+            ]
             want = {"count": len(values)}
             if values:
                 want |= {
@@ -207,7 +215,7 @@ def test_aggregates_deadband_and_alerts_match_the_raw_readings(broker):
     for sensors in children:
         name = sensors.device_id
         band, last = [], None
-        for t, v in _raw(sensors, pressure, covered_from, last_end):
+        for t, v in _raw(sensors, pressure, covered_from, last_end, at["pressure"]):
             if last is None or abs(v - last) > pressure.deadband:
                 band.append((t, pytest.approx(v, abs=1e-4)))
                 last = v
@@ -219,7 +227,7 @@ def test_aggregates_deadband_and_alerts_match_the_raw_readings(broker):
         assert reports == band and len(band) > 10
         for stream in (vibration, pressure):
             want, state = [], None
-            for t, v in _raw(sensors, stream, covered_from, last_end):
+            for t, v in _raw(sensors, stream, covered_from, last_end, at[stream.name]):
                 now = _alarm(stream, v)
                 if now != state:
                     want += [("cleared", state, t)] if state else []
@@ -246,7 +254,9 @@ def test_aggregates_deadband_and_alerts_match_the_raw_readings(broker):
     closes = sorted({b["end"] for b in aggregates})
     expected, since = [], covered_from
     for end in closes:
-        readings = sum(len(_raw(c, st, since, end)) for c in children for st in s.streams)
+        readings = sum(
+            len(_raw(c, st, since, end, at[st.name])) for c in children for st in s.streams
+        )
         selected = 3 + sum(1 for k, b in got if k != "aggregates" and since <= b["ts"] < end)
         expected.append(readings / selected)
         since = end
