@@ -3,10 +3,12 @@ up and keeps up; otherwise it waits in a bounded buffer and is sent in order onc
 back. A full buffer drops its oldest message, counted as `edge overflow`; after the flush that
 follows, the gateway tells the platform what it lost on `<root>/edge/dropped`.
 
-Statistics (type MQTT): `edge latency`, from the moment a message became due (the reading that
-triggered it, or the end of its window) to its hand-over to the MQTT client, for messages sent at
-once; `edge forward delay`, the same for messages that waited in the buffer (an outage's length
-shows here, not in the latency); `edge overflow`, one failure per message dropped.
+Statistics (type MQTT): `edge latency`, from the moment the gateway took the reading that
+triggered a message (or closed its window) to the message's hand-over to the MQTT client, for
+messages sent at once: the gateway's processing (how late the gateway woke is the harness's
+scheduler lag, as for every device timer); `edge forward delay`, the same for messages that
+waited in the buffer (an outage's length shows here, not in the latency); `edge overflow`, one
+failure per message dropped.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Outgoing:
     topic: str
     payload: bytes
     qos: int
-    due: float  # monotonic time at which the message became due
+    due: float  # monotonic time the gateway took its reading or closed its window
     t: float  # the simulated time it stands for
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -143,17 +144,17 @@ class Gateway:
             if soonest > self.timeline.now():
                 self.timeline.sleep_until(soonest)
                 continue
+            woke = time.monotonic()  # how late the wake-up was is the scheduler lag
             if window_end == soonest:
-                self._close(window_end - window, window_end)
+                self._close(window_end - window, window_end, woke)
                 window_end += window
             for stream in streams:
                 if due[stream.name] == soonest:
                     due[stream.name] = soonest + stream.interval_s
-                    self._take(stream, soonest)
+                    self._take(stream, soonest, woke)
             gevent.sleep(0)  # a gateway that fell behind catches up without starving the rest
 
-    def _take(self, stream: StreamSpec, t: float) -> None:
-        due = self.timeline.real(t)
+    def _take(self, stream: StreamSpec, t: float, due: float) -> None:
         for child in self.children:
             value = child.sensors.read(stream, t)
             if value is None:
@@ -166,9 +167,8 @@ class Gateway:
             for alert in alerts:
                 self._alert(child, alert, due)
 
-    def _close(self, start: float, end: float) -> None:
+    def _close(self, start: float, end: float, due: float) -> None:
         start = max(start, self._covered_from)
-        due = self.timeline.real(end)
         aggregates = self.rules.aggregates
         for child in self.children:
             streams = child.rules.close(aggregates)

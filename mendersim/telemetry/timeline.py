@@ -22,10 +22,6 @@ class Timeline:
         """The simulated time."""
         return self._origin + (time.monotonic() - self._started) / self._scale
 
-    def real(self, t: float) -> float:
-        """The monotonic time at which simulated time t falls (or fell)."""
-        return self._started + (t - self._origin) * self._scale
-
     def sleep_until(self, t: float) -> None:
         """Behind schedule it still yields: a device catching up, one reading at a time, must
         not keep the hub and every other device waiting."""
