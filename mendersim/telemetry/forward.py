@@ -52,6 +52,8 @@ class StoreForward:
         self._buffer: deque[Outgoing] = deque()
         self._lost: tuple[int, float, float] | None = None  # since the last report: n, first, last
         self._flusher: gevent.Greenlet | None = None
+        # never more than paho queues: the run's --mendersim-mqtt-buffer bounds it
+        self._in_flight = min(IN_FLIGHT, session.settings.buffer)
 
     @property
     def waiting(self) -> int:
@@ -73,7 +75,7 @@ class StoreForward:
 
     def _can_send(self) -> bool:
         session = self.session
-        return session.connected and session.unacknowledged < IN_FLIGHT
+        return session.connected and session.unacknowledged < self._in_flight
 
     def _publish(self, message: Outgoing, step: str) -> None:
         session = self.session

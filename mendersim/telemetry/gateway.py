@@ -75,6 +75,9 @@ class Child:
 
 
 class Gateway:
+    """One gateway device's edge processing; the hub starts and stops it like a device's
+    streams."""
+
     def __init__(
         self,
         session: Session,
@@ -93,17 +96,17 @@ class Gateway:
             raise ValueError(f"profile {spec.profile} has no gateway section")
         self.session = session
         self.spec = spec
-        self.rules = spec.gateway
+        self.config = spec.gateway
         self.qos = spec.gateway.qos if qos is None else qos  # a run's --mendersim-mqtt-qos wins
         self.device_id = device_id
         self.timeline = Timeline(origin, time_scale, clock)
-        self.forward = StoreForward(session, self.rules.buffer, device_id)
+        self.forward = StoreForward(session, self.config.buffer, device_id)
         self.children = [
             Child(
                 DeviceSensors(spec, child_id(device_id, i), attributes, seed, on_anomaly),
                 session.root,
             )
-            for i in range(self.rules.children)
+            for i in range(self.config.children)
         ]
         self.readings = 0  # produced by the sensors, all windows
         self.selected = 0  # messages the rules selected, all windows
@@ -131,7 +134,7 @@ class Gateway:
     def _run(self) -> None:
         """Events in time order: a window closes before the readings taken at its end."""
         streams = self.spec.streams
-        window = self.rules.window_s
+        window = self.config.window_s
         now = self.timeline.now()
         due = {}
         for s in streams:
@@ -169,7 +172,7 @@ class Gateway:
 
     def _close(self, start: float, end: float, due: float) -> None:
         start = max(start, self._covered_from)
-        aggregates = self.rules.aggregates
+        aggregates = self.config.aggregates
         for child in self.children:
             streams = child.rules.close(aggregates)
             if not streams or start >= end:
