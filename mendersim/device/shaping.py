@@ -58,6 +58,15 @@ class ShapedTransport:
         phase = decide.fraction(self.seed, self._key, "outage") * every
         return (self.clock.now() + phase) % every < outage.duration_s * self._outage_scale
 
+    def stalls(self) -> bool:
+        """Whether the next exchange on a long-lived connection (MQTT) meets three losses in a
+        row, which times the connection out, as three lost segments time a request out."""
+        loss = self.profile.loss
+        if not loss:
+            return False
+        self._exchanges += 1
+        return decide.fraction(self.seed, self._key, "link-loss", str(self._exchanges)) < loss**3
+
     def _before(self, step: str, upload_bytes: int) -> None:
         """Set-up round trips, upload time and loss; raises as a real socket would."""
         if self.offline():

@@ -56,11 +56,7 @@ class TelemetryHub:
         record = device.record
         spec = self._specs.get(record.profile)
         seed = int(engine.get("seed", 0))
-        link_down = getattr(device.transport, "offline", None)
         handler = CommandHandler(device)
-
-        def offline() -> bool:
-            return handler.rebooting or bool(link_down and link_down())
 
         session = Session(
             self.environment,
@@ -71,7 +67,9 @@ class TelemetryHub:
             seed=seed,
             birth={"device_type": record.device_type, "artifact_name": record.artifact_name},
             on_command=handler.handle,
-            offline=offline,
+            offline=getattr(device.transport, "offline", None),
+            stalls=getattr(device.transport, "stalls", None),
+            paused=lambda: handler.rebooting,
         )
         handler.session = session
         streaming: Streaming | Gateway | None = None

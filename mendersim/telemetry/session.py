@@ -67,7 +67,12 @@ class Session:
         birth: dict[str, Any] | None = None,
         on_command: Callable[[Session, dict[str, Any]], None] | None = None,
         offline: Callable[[], bool] | None = None,
+        stalls: Callable[[], bool] | None = None,
+        paused: Callable[[], bool] | None = None,
     ) -> None:
+        """`offline`: the device's link is in an outage (connects fail, the session drops);
+        `stalls`: the link's loss decides that the next exchange times out; `paused`: the device
+        is down (rebooting) and makes no attempt at all."""
         self.environment = environment
         self.settings = settings
         self.device_id = device_id
@@ -78,6 +83,8 @@ class Session:
         self._birth = birth or {}
         self._on_command = on_command
         self._offline = offline or (lambda: False)
+        self._stalls = stalls or (lambda: False)
+        self._paused = paused or (lambda: False)
         self._outbox: deque[tuple[str, str, bytes, int, bool]] = deque()
         self._pending: dict[int, tuple[str, float, int]] = {}  # mid -> step, start, size
         self._connect_started = 0.0
@@ -103,12 +110,12 @@ class Session:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
 
-    def drop(self) -> None:
-        """The link died (outage, a reboot): close the socket without DISCONNECT, so the broker
-        sends the last will."""
+    def drop(self, reason: str = "offline") -> None:
+        """The link died (outage, loss, a reboot): close the socket without DISCONNECT, so the
+        broker sends the last will."""
         sock = self.client.socket()
         if sock is not None:
-            self._drop_reason = "offline"
+            self._drop_reason = reason
             # paho reads the end of the stream and reports the loss as the broker does
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -126,7 +133,12 @@ class Session:
         paho would queue those itself, but it walks its whole queue at every acknowledgement, so
         a device behind a slow broker would cost more CPU the further behind it falls."""
         message = (publish_step(stream), topic, payload, qos, retain)
-        if self.connected and not self._outbox and self._may_send(qos):
+        cut = self._link_cut() if self.connected else ""
+        if cut:
+            if qos == 0:  # written into a dead link: lost, and the device cannot know
+                self._fire(message[0], 0, len(payload), MqttError(cut))
+                return
+        elif self.connected and not self._outbox and self._may_send(qos):
             self._send(*message)
             return
         if len(self._outbox) >= self.settings.buffer:
@@ -134,6 +146,14 @@ class Session:
             state = "while disconnected" if not self.connected else "awaiting acknowledgements"
             self._fire(OVERFLOW, 0, 0, MqttError(f"outbox full {state}"))
         self._outbox.append(message)
+
+    def _link_cut(self) -> str:
+        """Why the network profile cuts the connection now (an outage, or loss enough for a
+        timeout), after dropping the session; "" when the link holds."""
+        reason = "offline" if self._offline() else "timeout" if self._stalls() else ""
+        if reason:
+            self.drop(reason)
+        return reason
 
     def _may_send(self, qos: int) -> bool:
         return qos == 0 or len(self._pending) < self.client.max_inflight_messages
@@ -203,10 +223,12 @@ class Session:
         while not self._stopped and self.refused is None:
             if self.connected or self._connecting():
                 gevent.sleep(1.0)
-                if self.connected and self._offline():
+                if self.connected and self._paused():
                     self.drop()
+                elif self.connected:
+                    self._link_cut()
                 continue
-            if self._offline():
+            if self._paused():
                 gevent.sleep(1.0)
                 continue
             attempt += 1
@@ -222,6 +244,10 @@ class Session:
 
     def _try_connect(self) -> bool:
         s = self.settings
+        for down, reason in ((self._offline, "offline"), (self._stalls, "timeout")):
+            if down():  # the network profile's outage or loss: the attempt fails
+                self._fire(CONNECT, 0, 0, MqttError(reason))
+                return False
         self._connect_started = time.perf_counter()
         properties = None
         if s.protocol == "5":

@@ -99,9 +99,12 @@ def test_fleet_streams_telemetry_acks_commands_and_records_ground_truth(tmp_path
     reboots = device_rows(csv.parent)[("DEVICE", "reboot downtime")]
     assert int(reboots["Request Count"]) >= 1
     assert int(rows[("MQTT", "mqtt command")]["Failure Count"]) == 0
-    assert int(rows[("MQTT", "mqtt connect")]["Failure Count"]) == 0
+    # the outages are the only failures: links cut, and connects failing until the link is back
     failures = (csv.parent / "stats_failures.csv").read_text().splitlines()[1:]
-    assert all("mqtt disconnect" in line and "offline" in line for line in failures), failures
+    assert all(
+        ("mqtt disconnect" in line or "mqtt connect" in line) and "offline" in line
+        for line in failures
+    ), failures
     assert int(rows[("MQTT", "mqtt connect")]["Request Count"]) >= 6  # more after outages
     published = sum(
         int(rows[("MQTT", n)]["Request Count"])
