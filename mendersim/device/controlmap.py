@@ -4,9 +4,11 @@ app/updatemanager.go); the C++ client (4.x, 5.x) has none.
 A device that advertises `update_control_map: true` in the v2 next request gets the deployment's
 map in the answer. Before ArtifactInstall_Enter, ArtifactReboot_Enter and ArtifactCommit_Enter it
 fetches the map again and asks it what to do: continue, pause (report `pause_before_*` once, then
-wait and fetch again) or fail. A map lives twice the poll interval from its last fetch; once it
-has expired a state's `on_map_expire` replaces its `action`. After each query a state's action
-becomes its `on_action_executed`.
+wait and fetch again at the map's half-life, at most a poll interval away) or fail. After each
+query a state's action becomes its `on_action_executed`. A map expires twice the poll interval
+after its last fetch, and an expired map answers `on_map_expire`; but the client fetches a server
+map before every query and keeps its retries (which end in failure) until a fetch succeeds, so
+for server maps expiry never decides: it is not modelled, `on_map_expire` is only validated.
 """
 
 from __future__ import annotations
@@ -84,13 +86,12 @@ def check_map(data: Any) -> dict[str, Rule]:
 
 
 class ControlMap:
-    """The deployment's map on the device: its rules and when it expires (device clock)."""
+    """The deployment's map on the device: its rules and when to fetch it again (device clock)."""
 
-    __slots__ = ("expires_at", "refresh_at", "rules")
+    __slots__ = ("refresh_at", "rules")
 
     def __init__(self, rules: dict[str, Rule], now: float, lifetime: float) -> None:
         self.rules = rules
-        self.expires_at = now + lifetime
         self.refresh_at = now + lifetime / 2  # the Go client's HalfWayTime
 
     @classmethod
@@ -107,11 +108,11 @@ class ControlMap:
             )
         return cls(check_map(data), now, lifetime)
 
-    def query(self, state: str, now: float) -> str:
+    def query(self, state: str) -> str:
         """continue, pause or fail (QueryAndUpdate with one map: force_continue continues)."""
         rule = self.rules.get(state)
         if rule is None:
             return "continue"
-        action = rule.on_map_expire if now >= self.expires_at else rule.action
+        action = rule.action
         rule.action = rule.on_action_executed
         return action if action in ("pause", "fail") else "continue"

@@ -327,7 +327,7 @@ def controlled(d: Deployment, state: str, then: State) -> State | None:
     device = d.device
     fetched, after = _fetch_control_map(d)
     while fetched:
-        action = d.control_map.query(state, device.clock.now())
+        action = d.control_map.query(state)
         if action == "continue":
             return then
         if action == "fail":
@@ -339,8 +339,7 @@ def controlled(d: Deployment, state: str, then: State) -> State | None:
             d.note("info", f"Update Control: Pausing before entering {state} state")
             if d.report(PAUSE_STATUS[state], retry=False) == _ABORTED:
                 return d.abort()
-        # Fetch again at the map's half-life, at most one poll interval away: a refreshed map
-        # never reaches its expiry, so on_map_expire only shows when fetches stop answering.
+        # Fetch again at the map's half-life, at most one poll interval away.
         wait = d.control_map.refresh_at - device.clock.now()
         device.clock.sleep(min(max(wait, 0.0), device.control_map_lifetime() / 2))
         if device.stopped:

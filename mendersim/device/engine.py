@@ -490,5 +490,6 @@ class Device:
         return found
 
     def control_map_lifetime(self) -> float:
-        """UpdateControlMapExpirationTimeSeconds: twice the poll interval (scaled)."""
+        """UpdateControlMapExpirationTimeSeconds: twice the poll interval (scaled); the map is
+        fetched again at half of it."""
         return 2 * self.poll_interval() * self.config.time_scale

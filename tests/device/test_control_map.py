@@ -56,18 +56,17 @@ def test_the_map_id_must_be_the_deployments():
         ControlMap.parse(_map(PAUSE, other), DEPLOYMENT, 0, 100)
 
 
-def test_expiry_switches_to_on_map_expire_and_actions_become_on_action_executed():
+def test_actions_become_on_action_executed_and_the_map_is_fetched_at_half_life():
     states = {
-        "ArtifactInstall_Enter": {"action": "pause", "on_map_expire": "continue"},
+        "ArtifactInstall_Enter": {"action": "pause"},
         "ArtifactCommit_Enter": {"action": "force_continue", "on_action_executed": "fail"},
     }
     control = ControlMap.parse(_map(states), DEPLOYMENT, now=100, lifetime=60)
-    assert (control.refresh_at, control.expires_at) == (130, 160)
-    assert control.query("ArtifactInstall_Enter", 159) == "pause"
-    assert control.query("ArtifactInstall_Enter", 160) == "continue"
-    assert control.query("ArtifactCommit_Enter", 120) == "continue"
-    assert control.query("ArtifactCommit_Enter", 121) == "fail"
-    assert control.query("ArtifactReboot_Enter", 121) == "continue"
+    assert control.refresh_at == 130
+    assert [control.query("ArtifactInstall_Enter") for _ in range(2)] == ["pause", "pause"]
+    assert control.query("ArtifactCommit_Enter") == "continue"
+    assert control.query("ArtifactCommit_Enter") == "fail"
+    assert control.query("ArtifactReboot_Enter") == "continue"
 
 
 def _paused_rig(refreshes: list, **profile_sections):
