@@ -275,10 +275,13 @@ def test_aggregates_deadband_and_alerts_match_the_raw_readings(broker):
     )
 
 
-def test_store_and_forward_across_a_broker_restart(tmp_path):
+@pytest.mark.parametrize("fault", ["broker restart", "network outage"])
+def test_store_and_forward_while_offline(tmp_path, fault):
     s = _spec(children=2, window=10.0, buffer=40)
     env, seen, _ = _env()
-    hold = [False]  # keeps the gateway off the restarted broker until the platform listens
+    # the device's link is down (an outage), or held down after a broker restart until the
+    # platform listens again
+    hold = [False]
     with running_broker(tmp_path) as restarting:
         topic = f"mendersim/{PROFILE}/gw-sf/#"
         before = Subscriber(restarting.port, topic, qos=1)
@@ -289,11 +292,13 @@ def test_store_and_forward_across_a_broker_restart(tmp_path):
         _wait(lambda: link.connected)
         gateway.start()
         _wait(lambda: gateway.selected >= 30)
-        restarting.stop()
+        if fault == "broker restart":
+            restarting.stop()
         hold[0] = True
         _wait(lambda: not link.connected)
         _wait(lambda: gateway.forward.dropped_total >= 25, timeout=60)
-        restarting.start()
+        if fault == "broker restart":
+            restarting.start()
         after = Subscriber(restarting.port, topic, qos=1)
         hold[0] = False
         _wait(lambda: any(m.topic.endswith("/edge/dropped") for m in after.messages), timeout=60)

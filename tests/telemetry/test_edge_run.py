@@ -92,8 +92,8 @@ def test_gateway_fleet_sends_aggregates_and_reports_edge_statistics(tmp_path, br
         device = device_rows(csv.parent)
         latency = int(rows[("MQTT", "edge latency")]["Request Count"])
         ratio = device[("DEVICE", "edge reduction ratio")]
-        deadline = time.monotonic() + 15
-        while True:  # fresh samples become searchable within a second or so
+        deadline = time.monotonic() + 30
+        while True:  # fresh samples become searchable within seconds, more on a busy machine
             found = (
                 _points(vm, "edge-1", "edge latency"),
                 _points(vm, "edge-1", "edge reduction ratio"),
