@@ -104,7 +104,9 @@ def test_failing_rules_exit_one_with_reports(tmp_path):
         rules,
         "--thresholds-junit",
         "reports/junit.xml",
-        env={"MENDERSIM_THRESHOLDS_SUMMARY": "reports/summary.md"},
+        # Every second inventory fails: a loaded machine that gives the users only a few polls
+        # in the 3 s run still sees failures.
+        env={"MENDERSIM_THRESHOLDS_SUMMARY": "reports/summary.md", "STEPS_FAIL_EVERY": "2"},
     )
     assert done.returncode == 1, done.stdout + done.stderr
     table = {
