@@ -7,10 +7,12 @@ In-process tests therefore use gevent's own sockets where they need cooperation;
 patched (a Locust run, a write that has to yield) runs in a subprocess, patched as in a real run.
 """
 
+import importlib.util
 import os
 import pathlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from gevent import monkey
@@ -77,3 +79,15 @@ def mender_tool_artifacts(tmp_path_factory: pytest.TempPathFactory) -> pathlib.P
         if result.returncode != 0:
             pytest.fail(f"mender-artifact {' '.join(args[:2])}: {result.stderr}", pytrace=False)
     return directory
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a running VictoriaMetrics (the InfluxDB v2 write API), started by
+    tests/influx/tsdb.py, for the tests of other areas that write to a time-series server."""
+    path = pathlib.Path(__file__).with_name("influx") / "tsdb.py"
+    spec = importlib.util.spec_from_file_location("tsdb", path)
+    tsdb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tsdb)
+    with tsdb.victoria_metrics(tmp_path_factory.mktemp("victoria-metrics")) as url:
+        yield url

@@ -327,7 +327,9 @@ class Device:
             self._auth_since = None
             return None
         if response.status == 401:
-            status = "rejected" if self.status == "accepted" else "pending"
+            # Refused after this server accepted it: rejected (or decommissioned), and it stays
+            # so at every refusal after; refused before any acceptance: pending.
+            status = "rejected" if self.status in ("accepted", "rejected") else "pending"
             if status != self.status:
                 log.info("device %s: authentication refused, now %s", self.record.device_id, status)
             self.status = status

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mendersim.fleet import keys
+from mendersim.fleet.acceptance import ServerKey
 
 InventoryValue = str | int | float | list[str] | list[int] | list[float]
 
@@ -36,7 +37,7 @@ class DeviceRecord:
     device_type: str
     artifact_name: str  # installed artifact
     inventory: dict[str, InventoryValue]  # baseline attributes from the profile
-    status: str = "new"  # new | pending | accepted | rejected (as last seen by the device)
+    status: str = "new"  # new | pending | accepted | rejected (as the run's server last said)
     partition: str = "a"  # active A/B rootfs partition
     provides: dict[str, str] = field(default_factory=dict)  # artifact_provides beyond the name
 
@@ -63,3 +64,4 @@ class DeviceStateUpdate:
     partition: str
     provides: dict[str, str]
     history: list[DeploymentRecord]  # deployments not yet written to the store
+    server: ServerKey | None = None  # whose answer `status` is; None: not kept

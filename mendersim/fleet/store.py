@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from mendersim.errors import MendersimError
+from mendersim.fleet import acceptance, migrate
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: status per server and tenant (mendersim.fleet.migrate)
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE profiles (name TEXT PRIMARY KEY, document TEXT NOT NULL);
 CREATE TABLE devices (
@@ -35,9 +37,8 @@ CREATE TABLE devices (
     device_type TEXT NOT NULL,
     artifact_name TEXT NOT NULL,
     inventory TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'new',
     partition TEXT NOT NULL DEFAULT 'a',
-    provides TEXT NOT NULL DEFAULT '{}',
+    provides TEXT NOT NULL DEFAULT '{{}}',
     updated_at REAL NOT NULL,
     UNIQUE (group_index, seq)
 );
@@ -52,9 +53,9 @@ CREATE TABLE deployments (
     failure_reason TEXT
 );
 CREATE INDEX deployments_device ON deployments (device_id);
-"""
+{acceptance.TABLE}"""
 
-# Columns of a seeded device row, in insertion order (status, partition, provides default).
+# Columns of a seeded device row, in insertion order (partition and provides default).
 DEVICE_COLUMNS = (
     "device_id",
     "group_index",
@@ -73,9 +74,12 @@ _INSERT_DEVICE = (
     f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(DEVICE_COLUMNS))})"
 )
+# The status is the one the given server and tenant last answered (new when none did).
 _SELECT_DEVICE = (
-    "SELECT device_id, profile, key_type, id_data, private_key_pem, public_key_pem, device_type,"
-    " artifact_name, inventory, status, partition, provides FROM devices"
+    "SELECT d.device_id, profile, key_type, id_data, private_key_pem, public_key_pem,"
+    " device_type, artifact_name, inventory, COALESCE(a.status, 'new'), partition, provides"
+    " FROM devices d LEFT JOIN acceptance a"
+    " ON a.device_id = d.device_id AND a.server = ? AND a.tenant = ?"
 )
 
 
@@ -216,15 +220,18 @@ class SeedStore:
         device_ids: Iterable[str] | None = None,
         offset: int = 0,
         limit: int | None = None,
+        server: ServerKey | None = None,
     ) -> list[DeviceRecord]:
-        """Devices in `device_ids()` order, filtered by profile and id, then sliced."""
+        """Devices in `device_ids()` order, filtered by profile and id, then sliced; their
+        status is the one `server` last gave them (without a server: new)."""
         where, params = _profile_filter(profiles)
         if device_ids is not None:
             where += " AND" if where else " WHERE"
-            where += " device_id IN (SELECT value FROM json_each(?))"
+            where += " d.device_id IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(device_ids)))
         sql = f"{_SELECT_DEVICE}{where} ORDER BY group_index, seq LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else limit, offset]
+        joined = [server.url, server.tenant] if server is not None else ["", ""]
+        params = [*joined, *params, -1 if limit is None else limit, offset]
         loads = json.loads
         return [
             DeviceRecord(
@@ -258,14 +265,19 @@ class SeedStore:
         ]
 
     def save_states(self, updates: Iterable[DeviceStateUpdate]) -> None:
-        """Write devices' state and new history in one transaction; unknown ids roll it back."""
+        """Write devices' state and new history in one transaction; unknown ids roll it back.
+
+        A status is kept for the update's server (none: not kept); new means no answer yet."""
         now = time.time()
         states = []
+        statuses = []
         history = []
         for update in updates:
+            if update.server is not None and update.status != "new":
+                server = update.server
+                statuses.append((update.device_id, server.url, server.tenant, update.status, now))
             states.append(
                 (
-                    update.status,
                     update.artifact_name,
                     update.partition,
                     json.dumps(update.provides, sort_keys=True),
@@ -288,7 +300,7 @@ class SeedStore:
         with self.transaction() as conn:
             before = conn.total_changes
             conn.executemany(
-                "UPDATE devices SET status = ?, artifact_name = ?, partition = ?, provides = ?,"
+                "UPDATE devices SET artifact_name = ?, partition = ?, provides = ?,"
                 " updated_at = ? WHERE device_id = ?",
                 states,
             )
@@ -296,14 +308,21 @@ class SeedStore:
                 known = set(self.device_ids())
                 unknown = sorted({s[-1] for s in states} - known)
                 raise StoreError(f"{self.path}: unknown devices in state update: {unknown[:5]}")
+            conn.executemany(acceptance.UPSERT, statuses)
             conn.executemany(
                 "INSERT INTO deployments (device_id, deployment_id, artifact_name, started,"
                 " finished, result, failure_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 history,
             )
 
+    def forget_server(self, url: str) -> None:
+        """Drop every status a server gave (all its tenants): it starts empty again."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM acceptance WHERE server = ?", (url,))
+
     def summary(self) -> dict[str, Any]:
-        """Counts for `mendersim fleet`: devices by profile, key type, status, artifact."""
+        """Counts for `mendersim fleet`: devices by profile, key type, artifact, and by the
+        status each server (and tenant) gave them."""
 
         def counts(sql: str) -> dict[str, int]:
             return {str(key): n for key, n in self._conn.execute(sql)}
@@ -314,7 +333,7 @@ class SeedStore:
             "devices": self._conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0],
             "by_profile": counts(by.format("profile")),
             "by_key_type": counts(by.format("key_type")),
-            "by_status": counts(by.format("status")),
+            "by_server": self._by_server(),
             "by_artifact": counts(by.format("artifact_name")),
             "deployments_by_result": counts(
                 "SELECT COALESCE(result, 'unfinished'), COUNT(*) FROM deployments"
@@ -322,8 +341,18 @@ class SeedStore:
             ),
         }
 
+    def _by_server(self) -> dict[str, dict[str, int]]:
+        by_server: dict[str, dict[str, int]] = {}
+        rows = self._conn.execute(
+            "SELECT server, tenant, status, COUNT(*) FROM acceptance"
+            " GROUP BY server, tenant, status ORDER BY server, tenant, status"
+        )
+        for server, tenant, status, count in rows:
+            by_server.setdefault(str(ServerKey(server, tenant)), {})[status] = count
+        return by_server
 
-_TABLES = {"meta", "profiles", "devices", "deployments"}
+
+_TABLES = {"meta", "profiles", "devices", "deployments", "acceptance"}
 _META_KEYS = {"schema_version", "seed", "fleet_config"}
 
 
@@ -337,22 +366,38 @@ def _check_store(path: Path, conn: sqlite3.Connection) -> None:
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         if "schema_version" not in meta:
             raise StoreError(f"{path}: not a seed store (no schema version)")
-        if int(json.loads(meta["schema_version"])) != SCHEMA_VERSION:
+        version = int(json.loads(meta["schema_version"]))
+        if version not in (*migrate.STEPS, SCHEMA_VERSION):
             raise StoreError(
                 f"{path}: seed store schema version {meta['schema_version']}, this mendersim "
                 f"reads {SCHEMA_VERSION}; seed a new store"
             )
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            lines = [line for line in problems[0].splitlines() if not line.startswith("***")]
+            raise StoreError(
+                f"{path}: damaged seed store ({lines[0] if lines else 'quick_check'})"
+            )
+        if version != SCHEMA_VERSION:
+            _migrate(path, conn, version)
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         missing = sorted((_TABLES - tables) | {f"meta.{k}" for k in _META_KEYS - set(meta)})
         if missing:
             raise StoreError(f"{path}: damaged seed store (missing {', '.join(missing)})")
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: damaged seed store ({exc})") from None
     except ValueError as exc:
         raise StoreError(f"{path}: damaged seed store (bad meta value: {exc})") from None
-    if problems != ["ok"]:
-        lines = [line for line in problems[0].splitlines() if not line.startswith("***")]
-        raise StoreError(f"{path}: damaged seed store ({lines[0] if lines else 'quick_check'})")
+
+
+def _migrate(path: Path, conn: sqlite3.Connection, version: int) -> None:
+    try:
+        migrate.upgrade(conn, SCHEMA_VERSION)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{path}: cannot migrate the seed store from schema version {version} to "
+            f"{SCHEMA_VERSION} ({exc}); it is unchanged"
+        ) from None
 
 
 def _profile_filter(profiles: Iterable[str] | None) -> tuple[str, list[Any]]:

@@ -17,6 +17,8 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from mendersim.fleet import acceptance
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import wire
 from mendersim.harness.leases import LeaseBook, NotEnoughDevices
@@ -50,6 +52,7 @@ class Coordinator:
         self.book = LeaseBook(store.device_ids(profiles))
         self._profiles = store.profiles()
         self._fleet = store.fleet_config()
+        self._embedded_url: str | None = None
         self._key_of: dict[str, str] = {}  # Locust client id → lease key
         self._awaiting_final: set[str] = set()
         self._all_final = Event()
@@ -96,6 +99,21 @@ class Coordinator:
             keys.update(record.id_data_json() for record in chunk)
         return keys
 
+    def tenant_token(self) -> str:
+        return self._options.tenant_token or self._fleet.get("tenant_token") or ""
+
+    def use_embedded(self, url: str) -> None:
+        """The run's embedded server at `url` starts empty: so do its statuses in the store."""
+        self._embedded_url = url
+        self._store.forget_server(acceptance.EMBEDDED)
+
+    def acceptance_key(self) -> ServerKey:
+        """Whose device statuses this swarm reads and writes: its server and tenant."""
+        host = self._environment.host or ""
+        if host == self._embedded_url:
+            return ServerKey.embedded(self.tenant_token())
+        return ServerKey.of(host, self.tenant_token())
+
     def engine_settings(self) -> dict[str, Any]:
         """What every worker's devices need besides their records."""
         options = self._options
@@ -104,7 +122,7 @@ class Coordinator:
             # The window is real seconds; the engine scales its spread by the time scale.
             spread = options.ramp_window / options.time_scale
         return {
-            "tenant_token": options.tenant_token or self._fleet.get("tenant_token") or "",
+            "tenant_token": self.tenant_token(),
             "poll_interval": self._fleet.get("poll_interval"),
             "seed": int(self._fleet.get("seed") or 0),
             "time_scale": options.time_scale,
@@ -143,9 +161,11 @@ class Coordinator:
             "worker %s: %d more devices, %d leased", key, len(wanted), len(self.book.leased(key))
         )
         self.write_pending()  # records sent out must carry the latest state
+        server = self.acceptance_key()
         first = True
         for start in range(0, max(len(wanted), 1), wire.CHUNK):
-            records = self._store.load_devices(device_ids=wanted[start : start + wire.CHUNK])
+            chunk = wanted[start : start + wire.CHUNK]
+            records = self._store.load_devices(device_ids=chunk, server=server)
             data: dict[str, Any] = {
                 "records": [wire.record_to_wire(r) for r in records],
                 "last": start + wire.CHUNK >= len(wanted),
@@ -157,7 +177,11 @@ class Coordinator:
             self._send(client, data)
 
     def on_states(self, environment: Any, msg: Any) -> None:
-        self.writer.add([wire.update_from_wire(item) for item in msg.data["updates"]])
+        updates = [wire.update_from_wire(item) for item in msg.data["updates"]]
+        server = self.acceptance_key()
+        for update in updates:
+            update.server = server
+        self.writer.add(updates)
         if msg.data.get("final"):
             self._awaiting_final.discard(msg.node_id)
             if not self._awaiting_final:

@@ -34,7 +34,7 @@ from mendersim.harness.leases import NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
 from mendersim.harness.pool import DevicePool
 from mendersim.harness.recorder import Recorder
-from mendersim.harness.rollout import Rollout, RolloutPlan
+from mendersim.harness.rollout import Rollout, RolloutPlan, check_access
 from mendersim.harness.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.thresholds import load_rules
 from mendersim.logsetup import configure_from
@@ -136,6 +136,7 @@ class Harness:
             raise NotEnoughDevices(wanted, self.coordinator.fleet_size)
         if not self.environment.host:
             self._server = embedded.start_embedded_server(self._stack, opts.server_log)
+            self.coordinator.use_embedded(self._server.url)
             self.environment.host = self._server.url
             self.environment.parsed_options.host = self._server.url
         self.view = FleetView(
@@ -190,6 +191,9 @@ class Harness:
                 f"the rollout scenario needs a management token for {self.environment.host} "
                 "(MENDERSIM_MGMT_TOKEN or --mendersim-mgmt-token-file)",
             )
+        self.coordinator.acceptance_key()  # a host that is no server URL stops here
+        if opts.scenario == "rollout":
+            check_access(self._management(), self.environment.host)
         thresholds_file = getattr(self.environment.parsed_options, "thresholds", "")
         if thresholds_file:
             load_rules(thresholds_file)
@@ -227,6 +231,7 @@ class Harness:
         if self._rollout is not None and self._rollout.running:
             raise MendersimError("roll out: a rollout is already in progress")
         management = self._management(token)  # refuses before anything starts
+        check_access(management, self.environment.host)
         plan = self._rollout_plan(share, artifact_size, 0.0)
         self._rollout = Rollout(self.environment, self.view, plan, lambda: management)
         self._rollout.start()
@@ -322,7 +327,9 @@ class Harness:
     def _write_report(self) -> None:
         try:
             status = self._server.management().mendersim_status() if self._server else None
-            path = self.recorder.finish(status, self._failure_logs())
+            path = self.recorder.finish(
+                status, self._failure_logs(), server=self.coordinator.acceptance_key()
+            )
         except (OSError, MendersimError, ValueError) as exc:
             logger.error("mendersim: run report not written: %s", exc)
             return

@@ -27,6 +27,8 @@ import locust
 from locust.stats import RequestStats, StatsEntry
 
 import mendersim
+from mendersim.fleet import acceptance
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import measures, thresholds
 from mendersim.harness.fleetview import FleetView
@@ -178,6 +180,8 @@ class Recorder:
         self,
         server_status: dict[str, Any] | None,
         failure_logs: dict[str, Any] | None = None,
+        *,
+        server: ServerKey,
     ) -> Path | None:
         """The last sample, run.json and device_stats.csv; then the HTML report. Returns the
         report's path, or None when the run never started. `failure_logs`: what the rollout's
@@ -188,7 +192,7 @@ class Recorder:
         if self.started is None:
             return None
         self.sample()
-        record = self._run_record(server_status)
+        record = self._run_record(server_status, server)
         record["failure_logs"] = failure_logs
         record["anomalies"] = anomaly_counts(self.environment.parsed_options)
         (self.run_dir / RUN).write_text(json.dumps(record, indent=1), encoding="utf-8")
@@ -197,7 +201,9 @@ class Recorder:
 
         return write_report(self.run_dir)
 
-    def _run_record(self, server_status: dict[str, Any] | None) -> dict[str, Any]:
+    def _run_record(
+        self, server_status: dict[str, Any] | None, server: ServerKey
+    ) -> dict[str, Any]:
         parsed = self.environment.parsed_options
         options = {
             key: value
@@ -214,7 +220,7 @@ class Recorder:
             "versions": {"mendersim": mendersim.__version__, "locust": locust.__version__},
             "fleet_size": self.fleet_size,
             "poll_interval_s": _poll_interval_s(self.db, parsed),
-            "store": _store_summary(self.db, self.started or 0.0),
+            "store": _store_summary(self.db, self.started or 0.0, server),
             "options": options,
             "fleet": asdict(fleet),
             "thresholds": _verdicts(self.environment, fleet),
@@ -270,9 +276,9 @@ def _poll_interval_s(db: str, parsed: Any) -> float | None:
     return None if not poll else float(poll) * scale
 
 
-def _store_summary(db: str, since: float) -> dict[str, Any]:
-    """Fleet make-up, and this run's deployments by result and failure reason, from the store
-    (which the coordinator has written by now)."""
+def _store_summary(db: str, since: float, server: ServerKey) -> dict[str, Any]:
+    """Fleet make-up, statuses by the run's server, and this run's deployments by result and
+    failure reason, from the store (which the coordinator has written by now)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
 
         def counts(sql: str, *args: Any) -> dict[str, int]:
@@ -287,7 +293,7 @@ def _store_summary(db: str, since: float) -> dict[str, Any]:
         return {
             "by_profile": counts(by.format("profile")),
             "by_key_type": counts(by.format("key_type")),
-            "by_status": counts(by.format("status")),  # as each device last saw itself
+            "by_status": counts(acceptance.STATUS_COUNTS, server.url, server.tenant),
             "by_profile_key": counts(
                 "SELECT profile || ' / ' || key_type, COUNT(*) FROM devices GROUP BY 1 ORDER BY 1"
             ),

@@ -20,10 +20,11 @@ from typing import Any
 import gevent
 
 from mendersim.artifact.writer import write_artifact
-from mendersim.errors import MendersimError
+from mendersim.errors import ConfigError, MendersimError
 from mendersim.harness import stats
 from mendersim.harness.failurelogs import read_failure_logs
 from mendersim.harness.fleetview import FleetView
+from mendersim.mender_api.management import MenderApiError
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,19 @@ def accepted_fleet_ids(management: Any, fleet: set[str]) -> list[str]:
         if len(chunk) < PAGE:
             return ids
         page += 1
+
+
+def check_access(management: Any, host: str) -> None:
+    """A management token the server refuses is told to the user now, in one line, not logged
+    once the rollout has waited for the fleet."""
+    try:
+        management.count_devices("accepted")
+    except MenderApiError as exc:
+        if exc.status in (401, 403):
+            raise ConfigError(
+                "management token", f"refused by {host} (HTTP {exc.status}: {exc.message})"
+            ) from None
+        raise MendersimError(f"roll out: {host}: {exc}") from None
 
 
 def finished_count(statistics: dict[str, Any]) -> int:

@@ -139,11 +139,12 @@ def install(
     def rollout() -> Response | str:
         if request.method == "GET":
             return ROLLOUT_FORM
+        posted = request.get_json(silent=True) or request.form  # JSON or the form
         try:
-            share = float(request.form.get("share", "0.1"))
-            size = int(request.form.get("artifact_size", str(1 << 20)))
-            message = start_rollout(share, size, request.form.get("token", ""))
-        except (ValueError, ConfigError) as exc:
+            share = float(posted.get("share", 0.1))
+            size = int(posted.get("artifact_size", 1 << 20))
+            message = start_rollout(share, size, str(posted.get("token") or ""))
+        except (ValueError, TypeError, ConfigError) as exc:
             return jsonify({"success": False, "message": f"roll out: {exc}"}), 400
         except MendersimError as exc:
             return jsonify({"success": False, "message": str(exc)}), 409

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeploymentRecord, DeviceRecord, DeviceStateUpdate
 
 # Message types: worker → master
@@ -36,6 +37,8 @@ def update_to_wire(update: DeviceStateUpdate) -> dict[str, Any]:
 def update_from_wire(data: dict[str, Any]) -> DeviceStateUpdate:
     fields = dict(data)
     fields["history"] = [DeploymentRecord(**item) for item in fields["history"]]
+    server = fields.get("server")
+    fields["server"] = ServerKey(**server) if server else None
     return DeviceStateUpdate(**fields)
 
 

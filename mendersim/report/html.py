@@ -95,7 +95,7 @@ def _fleet_section(page: Page, run: RunFigures) -> None:
     page.add(
         table(
             "fleet-final",
-            ["status at the end (store)", "devices"],
+            ["status by the run's server at the end (store)", "devices"],
             [[k, n] for k, n in sorted(run.record["store"]["by_status"].items())],
         )
     )

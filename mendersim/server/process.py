@@ -69,8 +69,9 @@ def _start(
     data_dir: Path | None,
     env: Mapping[str, str] | None,
     log_file: Path | None = None,
+    port: int | None = None,
 ):
-    port = free_port()
+    port = port or free_port()
     token = secrets.token_hex(16)
     command = [
         sys.executable,
@@ -119,12 +120,13 @@ def running_server(
     data_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     log_file: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[ServerHandle]:
-    """`mendersim serve` on a free port of 127.0.0.1 with a random management token; stopped
-    with SIGTERM (so it flushes its state) when the block ends."""
+    """`mendersim serve` on `port` (default: a free one) of 127.0.0.1 with a random management
+    token; stopped with SIGTERM (so it flushes its state) when the block ends."""
     for attempt in range(3):
         try:
-            handle = _start(args, data_dir, env, log_file)
+            handle = _start(args, data_dir, env, log_file, port)
             break
         except _PortTaken:
             if attempt == 2:

@@ -229,7 +229,7 @@ def server_finished(db: Path) -> dict[tuple[str, str], float]:
 def store_statuses(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return dict(conn.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"))
+        return dict(conn.execute("SELECT status, COUNT(*) FROM acceptance GROUP BY status"))
     finally:
         conn.close()
 

@@ -11,11 +11,14 @@ import sys
 import pytest
 from fullfs import fill, small_tmpfs
 
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeploymentRecord, DeviceStateUpdate
 from mendersim.fleet.store import SeedStore
 from mendersim.harness.storewriter import StoreWriter, side_file, spare_file
 
 pytestmark = pytest.mark.integration
+
+SERVER = ServerKey.of("https://mender.example.com", "tenant-token")
 
 FLEET = """
 server_url: http://127.0.0.1:1
@@ -46,6 +49,7 @@ def updates(store: SeedStore, deployment: str, count: int = 10) -> list[DeviceSt
             "b",
             {},
             [DeploymentRecord(deployment, f"fw-{deployment}", 10.0, 20.0, "success")],
+            SERVER,
         )
         for device_id in store.device_ids()[:count]
     ]
@@ -94,7 +98,9 @@ def test_full_disk_keeps_the_batch_retries_and_leaves_a_side_file(store_on_tmpfs
         assert StoreWriter(again).apply_side_file() == 5
         assert not side_file(db).exists()
         assert len(history(again)) == 25
-        assert again.load_devices(device_ids=again.device_ids()[:1])[0].artifact_name == "fw-d3"
+        (first,) = again.load_devices(device_ids=again.device_ids()[:1], server=SERVER)
+        # the side file kept whose answer each status was
+        assert (first.artifact_name, first.status) == ("fw-d3", "accepted")
 
 
 def test_a_torn_last_line_of_the_side_file_is_skipped(store_on_tmpfs, caplog):

@@ -65,6 +65,16 @@ def test_pending_status_is_kept_while_refused():
     assert not server.of("deployments/next") and not server.of("inventory")
 
 
+@pytest.mark.parametrize(("known", "seen"), [("accepted", "rejected"), ("new", "pending")])
+def test_a_device_this_server_accepted_before_is_rejected_at_every_refusal(known, seen):
+    record = make_record()
+    record.status = known  # what the store says this server answered last
+    device, server, clock, _ = rig(record=record)
+    server.refuse_auth = 10**6
+    run_until(device, clock, 3000)
+    assert len(server.of("auth")) > 2 and device.status == seen
+
+
 def test_401_mid_run_reauthenticates_and_retries_once():
     device, server, clock, _ = rig()
     server.hook = lambda e: (

@@ -105,4 +105,4 @@ def _statuses(state: Path) -> set[str]:
     if not db.exists():
         return set()
     with sqlite3.connect(db) as connection:
-        return {row[0] for row in connection.execute("SELECT status FROM devices")}
+        return {row[0] for row in connection.execute("SELECT status FROM acceptance")}

@@ -12,11 +12,13 @@ from fleet_helpers import variant
 
 from mendersim import cli
 from mendersim.fleet import keys
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeploymentRecord, DeviceStateUpdate
 from mendersim.fleet.profiles import load_fleet
 from mendersim.fleet.seed import SeedRefused, seed_store
 from mendersim.fleet.store import SeedStore, StoreError
 
+SERVER = ServerKey.of("https://mender.example.com")
 CARS = variant("automotive", "cars")  # Ed25519: fast to seed
 METERS = variant("smart-building", "meters", key_type="ecdsa-p256")
 
@@ -81,11 +83,13 @@ def test_states_and_history_written_back_in_one_transaction(seeded):
         failed = [DeploymentRecord("d1", "tcu-fw-5.0.0", 100.0, 130.0, "failure", "no space")]
         store.save_states(
             [
-                DeviceStateUpdate(first, "accepted", "tcu-fw-5.0.0", "b", {"rootfs": "x"}, history),
-                DeviceStateUpdate(second, "accepted", "tcu-fw-4.2.1", "a", {}, failed),
+                DeviceStateUpdate(
+                    first, "accepted", "tcu-fw-5.0.0", "b", {"rootfs": "x"}, history, SERVER
+                ),
+                DeviceStateUpdate(second, "accepted", "tcu-fw-4.2.1", "a", {}, failed, SERVER),
             ]
         )
-        record = store.load_devices(device_ids=[first])[0]
+        record = store.load_devices(device_ids=[first], server=SERVER)[0]
         assert (record.status, record.artifact_name, record.partition) == (
             "accepted",
             "tcu-fw-5.0.0",
@@ -95,13 +99,14 @@ def test_states_and_history_written_back_in_one_transaction(seeded):
         with pytest.raises(StoreError, match="unknown devices in state update"):
             store.save_states(
                 [
-                    DeviceStateUpdate(second, "rejected", "z", "a", {}, history),
-                    DeviceStateUpdate("ghost-000001", "accepted", "z", "a", {}, []),
+                    DeviceStateUpdate(second, "rejected", "z", "a", {}, history, SERVER),
+                    DeviceStateUpdate("ghost-000001", "accepted", "z", "a", {}, [], SERVER),
                 ]
             )
-        assert store.load_devices(device_ids=[second])[0].status == "accepted"  # rolled back
+        rolled_back = store.load_devices(device_ids=[second], server=SERVER)[0]
+        assert rolled_back.status == "accepted"
         summary = store.summary()
-    assert summary["by_status"] == {"accepted": 2, "new": 68}
+    assert summary["by_server"] == {"https://mender.example.com": {"accepted": 2}}
     assert summary["deployments_by_result"] == {"failure": 1, "success": 1}
     assert summary["by_artifact"]["tcu-fw-5.0.0"] == 1
 
@@ -209,7 +214,7 @@ def test_fleet_command_text_and_json(seeded, capsys):
     assert summary["devices"] == 70
     assert summary["by_profile"] == {"cars": 40, "meters": 30}
     assert summary["by_key_type"] == {"ecdsa-p256": 30, "ed25519": 40}
-    assert summary["by_status"] == {"new": 70}
+    assert summary["by_server"] == {}
 
 
 def test_fleet_command_errors_in_one_line(tmp_path, capsys):

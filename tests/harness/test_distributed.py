@@ -17,6 +17,7 @@ from harness_helpers import (
     stats_rows,
 )
 
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.mender_api.management import MenderApiError
 from mendersim.server.process import running_server
 
@@ -120,7 +121,12 @@ def test_distributed_rollout_end_to_end(tmp_path):
 
         # The store holds the new state: accepted devices, history, installed artifacts.
         with sqlite3.connect(db) as conn:
-            by_status = dict(conn.execute("SELECT status, COUNT(*) FROM devices GROUP BY 1"))
+            by_status = dict(
+                conn.execute(
+                    "SELECT status, COUNT(*) FROM acceptance WHERE server = ? GROUP BY 1",
+                    (ServerKey.of(server.url).url,),
+                )
+            )
             results = dict(conn.execute("SELECT result, COUNT(*) FROM deployments GROUP BY 1"))
             installed = conn.execute(
                 "SELECT COUNT(*) FROM devices WHERE artifact_name = ?",
