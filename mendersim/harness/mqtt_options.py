@@ -160,16 +160,17 @@ def settings_from(parsed: Any) -> MqttSettings | None:
 
 
 def commander_for(environment: Any, seed: int) -> Commander | None:
-    """The commander scenario's client when a broker and a share are given."""
+    """The commander's client when a broker is given: its rounds when a share is given, and
+    the Fleet tab's "Command" action in any case."""
     parsed = environment.parsed_options
     share = float(getattr(parsed, "mendersim_mqtt_commands", 0) or 0)
-    if share == 0:
-        return None
-    if not 0 < share <= 1:
+    if not 0 <= share <= 1:
         raise ConfigError("--mendersim-mqtt-commands", f"{share} is not in (0, 1]")
     settings = settings_from(parsed)
     if settings is None:
-        raise ConfigError("--mendersim-mqtt-commands", "needs --mendersim-mqtt-host")
+        if share:
+            raise ConfigError("--mendersim-mqtt-commands", "needs --mendersim-mqtt-host")
+        return None
     every = float(parsed.mendersim_mqtt_command_every)
     timeout = float(parsed.mendersim_mqtt_command_timeout)
     if every <= 0 or timeout <= 0:

@@ -39,6 +39,7 @@ from mendersim.harness.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.thresholds import load_rules
 from mendersim.logsetup import configure_from
 from mendersim.report.markdown import key_figures
+from mendersim.telemetry.commands import COMMANDS
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class Harness:
                 self.start_rollout,
                 self.recorder.run_dir,
                 measures.of(self.environment).stats,
+                self.send_command,
             )
         self._check_needs(opts)
         seed = int(store.fleet_config().get("seed", 0))
@@ -236,6 +238,21 @@ class Harness:
         self._rollout = Rollout(self.environment, self.view, plan, lambda: management)
         self._rollout.start()
         return f"rollout to {share:.0%} of the accepted devices started"
+
+    def send_command(self, command: str, share: float, args: dict[str, Any]) -> str:
+        """The Fleet tab's "Command": send a command now to a share of the fleet over MQTT;
+        the round trips go to `mqtt command`."""
+        if command not in COMMANDS:
+            raise ConfigError("command", f"{command!r} is not one of {', '.join(COMMANDS)}")
+        if not 0 < share <= 1:
+            raise ConfigError("share", f"{share} is not in (0, 1]")
+        if self._commander is None:
+            raise ConfigError("--mendersim-mqtt-host", "commands need an MQTT broker")
+        if self.runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+            raise MendersimError("command: start a swarm first")
+        sent = self._commander.send(command, share, args)
+        known = len(self._commander.devices)
+        return f"{command} sent to {sent} of the {known} devices known over MQTT"
 
     def _live_workers(self) -> list[str]:
         if isinstance(self.runner, MasterRunner):

@@ -23,6 +23,8 @@ from mendersim.harness import secrets, stats
 from mendersim.harness.fleetview import FleetView
 from mendersim.harness.snapshot import FleetSnapshot
 from mendersim.report.html import REPORT_FILE
+from mendersim.telemetry.commander import COMMAND
+from mendersim.telemetry.commands import COMMANDS
 
 TAB = "fleet"
 
@@ -64,6 +66,7 @@ def fleet_rows(snapshot: FleetSnapshot, view: FleetView) -> list[dict[str, str]]
         if snapshot.rollout_finished_s is not None:
             rows.append(("rollout duration", f"{snapshot.rollout_finished_s:.1f} s"))
     rows.append(("roll out now", "form at /mendersim/rollout (share, artifact size, token)"))
+    rows.append(("send a command", "form at /mendersim/command (MQTT: command, share, args)"))
     for warning in (view.accept_warning, view.lag_warning):
         if warning:
             rows.append(("WARNING", warning))
@@ -81,6 +84,28 @@ ROLLOUT_FORM = """<!doctype html><title>mendersim: roll out</title>
 
 # Starts a rollout of (share, artifact size, token or "") now; returns what the user is told.
 StartRollout = Callable[[float, int, str], str]
+
+COMMAND_FORM = """<!doctype html><title>mendersim: command</title>
+<h1>Send a command over MQTT to a share of the fleet</h1>
+<form method="post">
+<p><label>Command <select name="command">{options}</select></label>
+<p><label>Share of the devices known over MQTT <input name="share" value="0.1"></label>
+<p><label>Arguments (a JSON object; set-config applies them) <input name="args" value="{{}}">
+</label>
+<p><button>Send</button></form>"""
+
+# Sends (command, share, args) now; returns what the user is told.
+SendCommand = Callable[[str, float, dict[str, Any]], str]
+
+
+def command_rows(requests: RequestStats) -> list[dict[str, str]]:
+    """The commands' round trips (sent to acknowledged), from Locust's request statistics."""
+    entry = requests.entries.get((COMMAND, "MQTT"))
+    if entry is None or not entry.num_requests:
+        return []
+    p50, p99 = (entry.get_response_time_percentile(p) for p in (0.5, 0.99))
+    value = f"{entry.num_requests} × median {p50:g} ms, p99 {p99:g} ms"
+    return [{"name": "command round trip", "value": f"{value}, {entry.num_failures} failed"}]
 
 
 def measure_rows(measured: RequestStats) -> list[dict[str, str]]:
@@ -105,9 +130,10 @@ def install(
     start_rollout: StartRollout,
     run_dir: Path,
     measured: RequestStats,
+    send_command: SendCommand | None = None,
 ) -> None:
-    """The Fleet tab, its JSON, the "Roll out" action, the run report, and the secrets kept
-    off the page."""
+    """The Fleet tab, its JSON, the "Roll out" and "Command" actions, the run report, and the
+    secrets kept off the page."""
     _keep_secrets_off_the_page(web_ui)
     web_ui.template_args["extended_tabs"] = [{"title": "Fleet", "key": TAB}]
     web_ui.template_args["extended_tables"] = [
@@ -150,6 +176,24 @@ def install(
             return jsonify({"success": False, "message": str(exc)}), 409
         return jsonify({"success": True, "message": message})
 
+    @blueprint.route("/command", methods=["GET", "POST"])
+    def command() -> Response | str:
+        if request.method == "GET":
+            return COMMAND_FORM.format(options="".join(f"<option>{c}</option>" for c in COMMANDS))
+        try:
+            share = float(request.form.get("share", "0.1"))
+            args = json.loads(request.form.get("args") or "{}")
+            if not isinstance(args, dict):
+                raise ConfigError("args", "must be a JSON object")
+            if send_command is None:
+                raise ConfigError("command", "not available in this run")
+            message = send_command(request.form.get("command", "ping"), share, args)
+        except (ValueError, ConfigError) as exc:
+            return jsonify({"success": False, "message": f"command: {exc}"}), 400
+        except MendersimError as exc:
+            return jsonify({"success": False, "message": str(exc)}), 409
+        return jsonify({"success": True, "message": message})
+
     web_ui.app.register_blueprint(blueprint)
 
     @web_ui.app.after_request
@@ -163,6 +207,7 @@ def install(
                 "data": [
                     *fleet_rows(view.snapshot(), view),
                     *measure_rows(measured),
+                    *command_rows(web_ui.environment.stats),
                     {"name": "run report", "value": f"/mendersim/report ({run_dir / REPORT_FILE})"},
                 ],
             }

@@ -2,9 +2,11 @@
 
 It learns the fleet from the devices' retained `status` messages, and every round sends the
 command to the share of known devices picked by the seed (offline ones too: with persistent
-sessions the broker delivers when they are back). `mqtt command` measures sent → ack; an ack
-whose status is not `ok` is a failure named by that status; an unanswered command is sent again
-after the timeout, up to `retries` times, then counted as a `timeout` failure.
+sessions the broker delivers when they are back). With a share of 0 it sends no rounds of its
+own; the Fleet tab's "Command" action (`send`) sends one round per click. `mqtt command`
+measures sent → ack; an ack whose status is not `ok` is a failure named by that status; an
+unanswered command is sent again after the timeout, up to `retries` times, then counted as a
+`timeout` failure.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ class Commander:
         self.settings = settings
         self.plan = plan
         self.devices: dict[str, str] = {}  # device id -> topic root
-        self.pending: dict[str, list[Any]] = {}  # id -> [root, first sent, last sent, tries]
+        # id -> [root, first sent, last sent, tries, command, args]
+        self.pending: dict[str, list[Any]] = {}
+        self._sends = 0
         self._loop = GeventMqttLoop()
         wildcard = settings.topic.replace("{device}", "+").replace("{profile}", "+")
         self._status, self._acks = f"{wildcard}/status", f"{wildcard}/acks"
-        self._greenlet: gevent.Greenlet | None = None
+        self._greenlets: list[gevent.Greenlet] = []
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"mendersim-commander-{uuid.uuid4().hex[:8]}",
@@ -64,13 +68,20 @@ class Commander:
 
     def start(self) -> None:
         self.client.connect(self.settings.host, self.settings.port, self.settings.keepalive)
-        self._greenlet = gevent.spawn(self._rounds)
+        self._greenlets = [gevent.spawn(self._expiring)]
+        if self.plan.share > 0:
+            self._greenlets.append(gevent.spawn(self._rounds))
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+        gevent.killall(self._greenlets, block=False)
+        self._greenlets = []
         self.client.disconnect()
         self._loop.detach(self.client)
+
+    def send(self, command: str, share: float, args: dict[str, Any] | None = None) -> int:
+        """One round now, to `share` of the known devices; how many were sent the command."""
+        self._sends += 1
+        return self._round(command, share, args or {}, f"send-{self._sends}")
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         client.subscribe([(self._status, 1), (self._acks, 1)])
@@ -101,28 +112,38 @@ class Commander:
         while True:
             gevent.sleep(self.plan.every_s)
             round_no += 1
-            self._expire()
-            for device, root in sorted(self.devices.items()):
-                u = decide.fraction(self.plan.seed, device, "command", str(round_no))
-                if u < self.plan.share:
-                    command_id = uuid.uuid4().hex
-                    now = time.time()
-                    self.pending[command_id] = [root, now, now, 1]
-                    self._send(command_id, root, now)
+            self._round(self.plan.command, self.plan.share, {}, str(round_no))
 
-    def _send(self, command_id: str, root: str, sent: float) -> None:
-        body = {"id": command_id, "command": self.plan.command, "args": {}, "sent": sent}
+    def _round(self, command: str, share: float, args: dict[str, Any], key: str) -> int:
+        sent = 0
+        for device, root in sorted(self.devices.items()):
+            if decide.fraction(self.plan.seed, device, "command", key) < share:
+                command_id = uuid.uuid4().hex
+                now = time.time()
+                self.pending[command_id] = [root, now, now, 1, command, args]
+                self._send(command_id, self.pending[command_id])
+                sent += 1
+        return sent
+
+    def _send(self, command_id: str, entry: list[Any]) -> None:
+        root, first, _, _, command, args = entry
+        body = {"id": command_id, "command": command, "args": args, "sent": first}
         self.client.publish(f"{root}/commands", json.dumps(body), qos=1)
+
+    def _expiring(self) -> None:
+        while True:
+            gevent.sleep(min(1.0, self.plan.timeout_s))
+            self._expire()
 
     def _expire(self) -> None:
         now = time.time()
         for command_id, entry in list(self.pending.items()):
-            root, first, last, tries = entry
+            first, last, tries = entry[1:4]
             if now - last < self.plan.timeout_s:
                 continue
             if tries <= self.plan.retries:
                 entry[2], entry[3] = now, tries + 1
-                self._send(command_id, root, first)
+                self._send(command_id, entry)
             else:
                 del self.pending[command_id]
                 stats.fire(
