@@ -17,6 +17,8 @@ from mendersim.device.churn import CHURN_SCHEMA
 from mendersim.device.traffic import TIERS
 from mendersim.errors import ConfigError
 from mendersim.fleet.keys import KEY_TYPES
+from mendersim.telemetry.schema import POSITIVE as _POSITIVE
+from mendersim.telemetry.schema import SPAN as _SPAN
 from mendersim.telemetry.schema import TELEMETRY_SCHEMA
 
 # Failure modes the device engine implements; profiles weight them.
@@ -33,7 +35,6 @@ LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The most devices one group may hold; identity generators reserve this many codes per group.
 MAX_GROUP_COUNT = 1_000_000
 
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _SCALAR = {"type": ["string", "number", "boolean"]}
 
 
@@ -188,18 +189,7 @@ PROFILE_SCHEMA: dict[str, Any] = {
         },
         "durations": {
             "type": "object",
-            "properties": {
-                name: {
-                    "type": "object",
-                    "properties": {
-                        "min": {"type": "number", "minimum": 0},
-                        "max": {"type": "number", "minimum": 0},
-                    },
-                    "required": ["min", "max"],
-                    "additionalProperties": False,
-                }
-                for name in ("install", "reboot")
-            },
+            "properties": {name: _SPAN for name in ("install", "reboot")},
             "additionalProperties": False,
         },
         "update": {

@@ -14,8 +14,9 @@ ENCODINGS: tuple[str, ...] = ("json", "binary")
 AGGREGATES: tuple[str, ...] = ("min", "max", "mean", "count", "last")
 
 _NUMBER = {"type": "number"}
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0}
-_SPAN = {
+# Shared with the rest of the profile schema (mendersim/fleet/schema.py).
+POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+SPAN = {  # a min..max range, e.g. of seconds
     "type": "object",
     "properties": {
         "min": {"type": "number", "minimum": 0},
@@ -49,11 +50,11 @@ _STREAM = {
             "properties": {"min": _NUMBER, "max": _NUMBER},
             "additionalProperties": False,
         },
-        "interval_s": _POSITIVE,
+        "interval_s": POSITIVE,
         "qos": {"enum": [0, 1, 2]},
         # edge rules, read by a gateway (see _GATEWAY): report by exception instead of
         # aggregating, and alerts sent at once when a reading crosses a limit
-        "deadband": _POSITIVE,
+        "deadband": POSITIVE,
         "alert_above": _NUMBER,
         "alert_below": _NUMBER,
     },
@@ -65,7 +66,7 @@ _ANOMALY_TYPE = {
     "type": "object",
     "properties": {
         "weight": {"type": "number", "minimum": 0},
-        "duration_s": _SPAN,
+        "duration_s": SPAN,
         "magnitude": {"type": "number", "minimum": 0},
     },
     "required": ["weight", "duration_s"],
@@ -79,7 +80,7 @@ _GATEWAY = {
     "type": "object",
     "properties": {
         "children": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "window_s": _POSITIVE,
+        "window_s": POSITIVE,
         "aggregates": {
             "type": "array",
             "minItems": 1,
@@ -97,7 +98,7 @@ TELEMETRY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "enabled": {"type": "boolean"},
-        "interval_s": _POSITIVE,
+        "interval_s": POSITIVE,
         "batch": {"type": "integer", "minimum": 1, "maximum": 1000},
         "encoding": {"enum": list(ENCODINGS)},
         "qos": {"enum": [0, 1, 2]},
@@ -110,7 +111,7 @@ TELEMETRY_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "name": _NAME,
-                    "weight": _POSITIVE,
+                    "weight": POSITIVE,
                     # per stream: added to its base level, and to its daily amplitude
                     "offsets": {"type": "object", "additionalProperties": _NUMBER},
                     "amplitude": {"type": "object", "additionalProperties": _NUMBER},
@@ -124,7 +125,7 @@ TELEMETRY_SCHEMA: dict[str, Any] = {
             "properties": {
                 # chance that an anomaly starts in a stream within one slot of slot_s seconds
                 "rate": {"type": "number", "minimum": 0, "maximum": 1},
-                "slot_s": _POSITIVE,
+                "slot_s": POSITIVE,
                 "types": {
                     "type": "object",
                     "propertyNames": {"enum": list(ANOMALY_TYPES)},
