@@ -147,7 +147,8 @@ def add_arguments(parser: Any) -> None:
         "--mendersim-server-log",
         default="",
         include_in_web_ui=False,
-        help="File the embedded server's log is appended to (default: not kept)",
+        help="File the embedded server's log is appended to (default: server.log in the run "
+        "folder)",
     )
     option(
         "--mendersim-traffic",

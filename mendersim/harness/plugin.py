@@ -135,21 +135,22 @@ class Harness:
         wanted = self.environment.parsed_options.num_users or 0
         if self.environment.parsed_options.headless and wanted > self.coordinator.fleet_size:
             raise NotEnoughDevices(wanted, self.coordinator.fleet_size)
-        if not self.environment.host:
-            self._server = embedded.start_embedded_server(self._stack, opts.server_log)
-            self.coordinator.use_embedded(self._server.url)
-            self.environment.host = self._server.url
-            self.environment.parsed_options.host = self._server.url
         self.view = FleetView(
             opts.lag_bound, users=lambda: self.runner.user_count, workers=self._live_workers
         )
         self.environment.mendersim_fleet = self.view
+        self.recorder = Recorder(self.environment, self.view, opts.db, self.coordinator.fleet_size)
+        if not self.environment.host:
+            server_log = opts.server_log or str(self.recorder.server_log())
+            self._server = embedded.start_embedded_server(self._stack, server_log)
+            self.coordinator.use_embedded(self._server.url)
+            self.environment.host = self._server.url
+            self.environment.parsed_options.host = self._server.url
         self.runner.register_message(wire.LEASE, self.coordinator.on_lease)
         self.runner.register_message(wire.STATES, self.coordinator.on_states)
         self.runner.register_message(wire.RETURN, self.coordinator.on_return)
         if isinstance(self.runner, MasterRunner):
             self.environment.events.worker_report.add_listener(self._on_worker_report)
-        self.recorder = Recorder(self.environment, self.view, opts.db, self.coordinator.fleet_size)
         self.environment.events.test_start.add_listener(self.recorder.on_test_start)
         if self.web_ui is not None:
             webui.install(

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 SAMPLE_EVERY_S = 2.0
 TIMELINE = "timeline.jsonl"
 RUN = "run.json"
+SERVER_LOG = "server.log"
 DEVICE_STATS = "device_stats.csv"
 CSV_COLUMNS = (
     "Type",
@@ -147,6 +148,11 @@ class Recorder:
         self.run_dir = run_dir_of(environment.parsed_options)
         self.started: float | None = None
         self._greenlet: gevent.Greenlet | None = None
+
+    def server_log(self) -> Path:
+        """Where the embedded server's log goes unless told otherwise: into the run folder."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return self.run_dir / SERVER_LOG
 
     def on_test_start(self, **_: Any) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
