@@ -102,13 +102,16 @@ def edge_phase(port: int, gateways: int, children: int, rate: float, seconds: fl
     env = SimpleNamespace(events=events)
     loop = GeventMqttLoop()
     settings = MqttSettings(host="127.0.0.1", port=port, clean_start=True, buffer=100_000)
-    sessions = [Session(env, loop, settings, f"bench-gw-{i:04d}", "iot-gateway")
-                for i in range(gateways)]
+    sessions = [
+        Session(env, loop, settings, f"bench-gw-{i:04d}", "iot-gateway") for i in range(gateways)
+    ]
     connected = connect(sessions)
     lag = LagHistogram()
     clock = GeventClock(lag)
-    units = [Gateway(s, spec, s.device_id, {}, SEED, origin=time.time(), time_scale=scale,
-                     clock=clock) for s in sessions]
+    units = [
+        Gateway(s, spec, s.device_id, {}, SEED, origin=time.time(), time_scale=scale, clock=clock)
+        for s in sessions
+    ]
     start_cpu, started = cpu(), time.monotonic()
     for unit in units:
         unit.start()
@@ -122,10 +125,16 @@ def edge_phase(port: int, gateways: int, children: int, rate: float, seconds: fl
     readings = sum(u.readings for u in units)
     selected = sum(u.selected for u in units)
     return {
-        "phase": "edge", "gateways": gateways, "children": children, "connected": connected,
-        "time_scale": round(scale, 5), "readings": readings,
-        "readings_per_s": round(readings / elapsed), "messages": selected,
-        "messages_per_s": round(selected / elapsed), "acknowledged": published[0],
+        "phase": "edge",
+        "gateways": gateways,
+        "children": children,
+        "connected": connected,
+        "time_scale": round(scale, 5),
+        "readings": readings,
+        "readings_per_s": round(readings / elapsed),
+        "messages": selected,
+        "messages_per_s": round(selected / elapsed),
+        "acknowledged": published[0],
         "reduction_ratio": round(readings / max(selected, 1), 1),
         "latency_p50_ms": round(percentile(latencies, 0.50), 2),
         "latency_p99_ms": round(percentile(latencies, 0.99), 2),
@@ -156,8 +165,16 @@ def raw_phase(port: int, gateways: int, children: int, rate: float, seconds: flo
     lag = LagHistogram()
     clock = GeventClock(lag)
     origin = time.time()
-    streams = [Streaming(s, DeviceSensors(spec, s.device_id, {}, SEED), origin=origin,
-                         time_scale=scale, clock=clock) for s in sessions]
+    streams = [
+        Streaming(
+            s,
+            DeviceSensors(spec, s.device_id, {}, SEED),
+            origin=origin,
+            time_scale=scale,
+            clock=clock,
+        )
+        for s in sessions
+    ]
     start_cpu, started = cpu(), time.monotonic()
     for stream in streams:
         stream.start()
@@ -170,9 +187,13 @@ def raw_phase(port: int, gateways: int, children: int, rate: float, seconds: flo
         s.stop()
     messages = counts["ok"] + counts["failed"]
     return {
-        "phase": "raw", "sensors": len(ids), "connected": connected,
-        "readings_per_s": round(messages / elapsed), "messages_per_s": round(messages / elapsed),
-        "failed": counts["failed"], "lag_p99_s": percentile_s(lag.counts, 0.99),
+        "phase": "raw",
+        "sensors": len(ids),
+        "connected": connected,
+        "readings_per_s": round(messages / elapsed),
+        "messages_per_s": round(messages / elapsed),
+        "failed": counts["failed"],
+        "lag_p99_s": percentile_s(lag.counts, 0.99),
         "cpu_s_per_1000_readings": round(used / max(messages, 1) * 1000, 4),
     }
 
@@ -194,12 +215,18 @@ def main() -> None:
         raw = raw_phase(broker.port, args.gateways, args.children, args.raw_rate, args.seconds)
         print(json.dumps(raw), flush=True)
         for edge in edges:
-            print(json.dumps({
-                "rate": edge["readings_per_s"],
-                "messages_per_reading_edge_over_raw": round(1 / edge["reduction_ratio"], 4),
-                "cpu_per_reading_edge_over_raw": round(
-                    edge["cpu_s_per_1000_readings"] / raw["cpu_s_per_1000_readings"], 3),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "rate": edge["readings_per_s"],
+                        "messages_per_reading_edge_over_raw": round(1 / edge["reduction_ratio"], 4),
+                        "cpu_per_reading_edge_over_raw": round(
+                            edge["cpu_s_per_1000_readings"] / raw["cpu_s_per_1000_readings"], 3
+                        ),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

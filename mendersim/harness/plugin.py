@@ -26,7 +26,16 @@ from locust.runners import (
 
 from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
-from mendersim.harness import embedded, measures, mqtt_options, options, recorder, webui, wire
+from mendersim.harness import (
+    embedded,
+    measures,
+    mqtt_options,
+    options,
+    recorder,
+    user,
+    webui,
+    wire,
+)
 from mendersim.harness.acceptance import AcceptanceWatch, default_timeout
 from mendersim.harness.coordinator import Coordinator
 from mendersim.harness.fleetview import FleetView, process_report
@@ -50,6 +59,7 @@ MEASURES_KEY = "mendersim_measures"
 
 def setup(events: Any) -> None:
     """Register the harness on Locust's events; the locustfile calls this once."""
+    user.lean_greenlets()
     events.init_command_line_parser.add_listener(options.add_arguments)
     events.init_command_line_parser.add_listener(recorder.add_options)
     events.init.add_listener(_on_init)
