@@ -20,6 +20,7 @@ from mendersim.fleet import keys
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeviceStateUpdate
 from mendersim.fleet.store import SCHEMA_VERSION, SeedStore, StoreError
+from mendersim.fleet.summary import format_summary
 
 CARS = variant("automotive", "cars")
 TENANT_TOKEN = "eyJhbGciOiJIUzI1NiJ9.tenant-7d41c09e5b.sig"
@@ -144,6 +145,9 @@ def test_a_status_belongs_to_its_server_and_tenant(seeded):
         "https://mender.example.com": {"accepted": 4, "rejected": 1},
         f"https://mender.example.com (tenant {TENANT.tenant})": {"pending": 2},
     }
+    text = format_summary(summary)
+    assert "Devices by status on https://mender.example.com\n  accepted         4   33.3 %" in text
+    assert f"on https://mender.example.com (tenant {TENANT.tenant})\n  pending" in text
     for name in (seeded.name, seeded.name + "-wal"):
         data = (seeded.parent / name).read_bytes() if (seeded.parent / name).exists() else b""
         assert TENANT_TOKEN.encode() not in data

@@ -61,6 +61,7 @@ def test_a_server_that_accepts_nobody_fails_the_accepted_share_rule(small_fleet,
     assert pending == 10  # the devices did ask, the server accepted none
     assert "only 0 of 10 devices accepted by" in output
     assert "fleet.accepted_share" in output and "FAIL" in output
+    assert "  thresholds: FAILED" in output[output.index("mendersim summary") :]
 
 
 def test_a_fleet_that_cannot_be_seeded_is_one_error_line(tmp_path):

@@ -43,6 +43,13 @@ def test_headless_standalone_with_the_embedded_server_and_a_rollout(small_fleet,
     log = (tmp_path / "run.log").read_text()
     assert "embedded Mender server at http://127.0.0.1:" in log
     assert "rollout: all 20 targets finished" in log
+    # The console talks: a progress line every 10 s, a summary at the end.
+    assert re.search(r"mendersim: 1\d s: 40 devices, \d+ accepted, \d+ deploying", log), log
+    summary = log[log.index("mendersim summary") :]
+    assert "devices accepted by the server in this run: 40" in summary
+    assert re.search(r"rollout: 20 of 20 targets, \d+\.\d s", summary), summary
+    assert re.search(r"POST auth: \d+ requests, 0 failed, p95 \d+ ms", summary), summary
+    assert "scheduler lag max:" in summary
     # Device decisions go to the simulator log, not to the console.
     assert "accepted after" not in log
     decisions = simulator_log(tmp_path / "run.log").read_text()
