@@ -200,7 +200,8 @@ class Session:
                 context.load_cert_chain(s.cert_file, s.key_file or None)
             client.tls_set_context(context)
         client.will_set(f"{self.root}/status", self._status("lost"), qos=1, retain=True)
-        client.max_queued_messages_set(s.buffer)
+        # unbounded here: the outbox (settings.buffer) and the in-flight window bound it
+        client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

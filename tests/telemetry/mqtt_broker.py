@@ -23,17 +23,20 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, folder: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, password: str | None = None, max_queued: int = 100000
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         self.password = password
+        self.max_queued = max_queued  # QoS 1/2 messages the broker queues per slow subscriber
         self.process: subprocess.Popen | None = None
 
     def _config(self) -> Path:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "persistence false",
-            "max_queued_messages 100000",
+            f"max_queued_messages {self.max_queued}",
             "log_dest stderr",
             # started as root, mosquitto would switch to its own user and not read our files
             f"user {getpass.getuser()}",
