@@ -30,6 +30,9 @@ def error_kind(exception: Any, response: Any) -> str:
             return f"http_{status}"
     if match := STATUS_ONLY.fullmatch(str(exception)):
         return f"http_{match.group(1)}"
+    kind = getattr(exception, "stats_kind", None)  # a failure that names its own kind
+    if isinstance(kind, str) and kind:
+        return kind
     if isinstance(exception, str):
         return "error"
     return type(exception).__name__

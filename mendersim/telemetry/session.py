@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import ssl
 import time
@@ -52,6 +53,11 @@ def publish_step(stream: str) -> str:
 
 class MqttError(Exception):
     """What Locust's failure table shows for an MQTT failure: a reason, never a topic."""
+
+    @property
+    def stats_kind(self) -> str:
+        """The reason as InfluxDB's error kind, e.g. `mqtt_offline`, `mqtt_no_connack`."""
+        return "mqtt_" + "_".join(re.findall(r"[a-z0-9]+", str(self).lower()))
 
 
 class Session:

@@ -22,6 +22,7 @@ from mendersim.harness.influx import (
 )
 from mendersim.harness.influx_stats import IntervalAggregator
 from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.telemetry.session import MqttError
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,17 @@ STEPS = {
     "reboot downtime": ("DEVICE", 45_000.0, 0),
     "download throughput (kB/s)": ("DEVICE", 1_100.0, 1_000_000),
     "scheduler lag p99": ("HARNESS", 12.0, 0),
+    "mqtt connect": ("MQTT", 30.0, 0),
+    "mqtt publish temperature": ("MQTT", 0.2, 120),
+    "mqtt publish vibration": ("MQTT", 8.0, 120),
+    "mqtt publish ack": ("MQTT", 9.0, 80),
+    "mqtt overflow": ("MQTT", 0.0, 0),
+    "mqtt command": ("MQTT", 180.0, 0),
+    "mqtt command delivery": ("MQTT", 90.0, 0),
+    "mqtt disconnect": ("MQTT", 0.0, 0),
 }
+# steps whose every event here is a failure, with the reason the session gives
+ALWAYS_FAILING = {"mqtt overflow": "outbox full while disconnected", "mqtt disconnect": "offline"}
 REQUESTS_PER_STEP = 5  # per worker, profile and interval
 RUN_TAGS = (("test_env", "staging"), ("test_version", "4.1.0"))  # --test-env, --test-version
 
@@ -67,13 +78,18 @@ def sample_lines() -> list[str]:
             for profile in ("automotive", "medical"):
                 for step, (request_type, response_time, size) in STEPS.items():
                     for i in range(REQUESTS_PER_STEP):
-                        failed = step == "inventory" and i == 0
+                        failed = step in ("inventory", "mqtt connect", "mqtt command") and i == 0
+                        failure = HttpError() if failed else None
+                        if step in ALWAYS_FAILING:
+                            failure = MqttError(ALWAYS_FAILING[step])
+                        elif failed and request_type == "MQTT":
+                            failure = MqttError("timeout")
                         aggregator.record(
                             request_type,
                             step,
                             response_time + i,
                             size,
-                            HttpError() if failed else None,
+                            failure,
                             {"profile": profile},
                             type("Answer", (), {"status_code": 503 if failed else 200})(),
                         )
@@ -155,7 +171,12 @@ def run_query(url: str, query: str, **variables: str) -> list[dict]:
 
 
 def test_dashboards_cover_the_three_views():
-    assert [p.name for p in DASHBOARDS] == ["fleet.json", "generator-health.json", "overview.json"]
+    assert [p.name for p in DASHBOARDS] == [
+        "fleet.json",
+        "generator-health.json",
+        "mqtt.json",
+        "overview.json",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -231,9 +252,62 @@ def test_sample_lines_are_what_the_listener_writes():
     assert not any("HttpError" in line for line in lines)  # status wins over the class
 
 
+NOT_HTTP = ("DEVICE", "HARNESS", "MQTT")
+
+
 def test_request_panels_show_http_steps_only(influx):
     overview = json.loads((GRAFANA / "dashboards" / "overview.json").read_text())
     [panel] = [p for p in overview["panels"] if p["title"] == "Requests per second by step"]
     series = run_query(influx, panel["targets"][0]["query"])
-    http_steps = {step for step, (kind, _, _) in STEPS.items() if kind not in ("DEVICE", "HARNESS")}
+    http_steps = {step for step, (kind, _, _) in STEPS.items() if kind not in NOT_HTTP}
     assert {s["tags"]["step"] for s in series} == http_steps
+
+
+def _mqtt_panel(title: str) -> dict:
+    mqtt_board = json.loads((GRAFANA / "dashboards" / "mqtt.json").read_text())
+    [panel] = [p for p in mqtt_board["panels"] if p["title"] == title]
+    return panel
+
+
+def test_mqtt_publish_rate_is_per_stream_and_adds_up(influx):
+    panel = _mqtt_panel("Telemetry published per second by stream")
+    series = run_query(influx, panel["targets"][0]["query"])
+    assert {s["tags"]["step"] for s in series} == {
+        "mqtt publish temperature",
+        "mqtt publish vibration",
+    }
+    expected = len(WORKERS) * 2 * REQUESTS_PER_STEP / (INTERVAL_MS / 1000)
+    for one in series:
+        assert [row[1] for row in one["values"] if row[1]] == [pytest.approx(expected)] * INTERVALS
+
+
+def test_mqtt_command_round_trip_percentiles_and_failures(influx):
+    [series] = run_query(
+        influx, _mqtt_panel("Command round trip (sent to acknowledged)")["targets"][0]["query"]
+    )
+    assert series["columns"] == ["time", "p50", "p95", "p99"]
+    rows = [row for row in series["values"] if row[1] is not None]
+    # five samples of 180..184 ms per worker and profile: the percentiles stay within them
+    assert len(rows) == INTERVALS and all(180 <= v <= 184 for row in rows for v in row[1:])
+    [series] = run_query(
+        influx, _mqtt_panel("Commands per second: acknowledged and failed")["targets"][0]["query"]
+    )
+    per_s = INTERVAL_MS / 1000
+    workers_profiles = len(WORKERS) * 2
+    ok = workers_profiles * (REQUESTS_PER_STEP - 1) / per_s
+    failed = workers_profiles / per_s
+    assert [row[1:] for row in series["values"] if row[1]] == [
+        [pytest.approx(ok), pytest.approx(failed)]
+    ] * INTERVALS
+
+
+def test_mqtt_connection_losses_are_grouped_by_reason(influx):
+    panel = _mqtt_panel("Connections lost per second by reason")
+    series = run_query(influx, panel["targets"][0]["query"])
+    assert {s["tags"]["kind"] for s in series} == {"mqtt_offline"}
+    failures = run_query(
+        influx,
+        _mqtt_panel("Telemetry publish failures and overflow per second")["targets"][0]["query"],
+    )
+    steps = {s["tags"]["step"]: [r[1] for r in s["values"] if r[1]] for s in failures}
+    assert steps["mqtt overflow"] and not steps.get("mqtt publish temperature")
