@@ -90,6 +90,8 @@ class Deployment:
             if self.device.stopped:
                 return None
             state = state(self)
+        if self.device.stopped and self.record.result is None:
+            return None  # stopped while paused or waiting for a control map: not an outcome
         self.record.finished = self.device.clock.wall()
         return self.record
 

@@ -273,6 +273,34 @@ def test_out_of_grammar_orders_are_refused(augmented: bytes) -> None:
         _read(_repack(augmented, "gzip", order=no_augment))
 
 
+def test_an_augmented_artifact_cut_after_its_header_is_refused(augmented: bytes) -> None:
+    cut = ["version", "manifest", "manifest-augment", "header.tar.gz"]
+    with pytest.raises(ArtifactError, match="The artifact does not contain all required fields"):
+        _read(_repack(augmented, "gzip", order=cut))
+
+
+def test_an_augmented_header_after_the_payload_is_refused(augmented: bytes) -> None:
+    late = ["version", "manifest", "manifest-augment", "header.tar.gz", "header-augment.tar.gz",
+            "data/0000.tar.gz", "header-augment.tar.gz"]  # fmt: skip
+    with pytest.raises(ArtifactError, match=r"wrong element: header-augment.tar.gz$"):
+        _read(_repack(augmented, "gzip", order=late))
+
+
+def test_an_augmented_header_over_an_empty_payload_is_refused(augmented: bytes) -> None:
+    def untyped(members: Members) -> Members:
+        edited = []
+        for name, content in members:
+            if name == "header-info":
+                info = json.loads(content)
+                info["payloads"] = [{"type": None}]
+                content = json.dumps(info).encode()
+            edited.append((name, content))
+        return edited
+
+    with pytest.raises(ArtifactError, match="Empty payload can not have augmented header"):
+        _read(_repack(augmented, "gzip", augment_header=untyped))
+
+
 def test_an_entry_in_both_manifests_is_refused(augmented: bytes) -> None:
     twice = _repack(
         augmented, "gzip", extra_augment={"version": b'{"format":"mender","version":3}'}

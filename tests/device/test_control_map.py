@@ -157,3 +157,62 @@ def test_the_switch_is_off_by_default_and_set_per_profile_or_command_line():
     assert Behaviour.from_profile(profile(update_control_map=True)).traffic.update_control_map
     overrides = parse_overrides("update_control_map=on")
     assert Behaviour.from_profile(profile()).traffic.overridden(overrides).update_control_map
+
+
+def test_a_pause_the_server_answers_with_409_aborts():
+    device, server, clock = _paused_rig([_answer(PAUSE)] * 3)
+    server.conflict_on.add("pause_before_installing")
+    clock.stop_at(20_000, device)
+    device.run()
+    assert server.statuses() == ["downloading", "pause_before_installing"]
+    assert device.state_update().history[0].result == "aborted"
+
+
+def test_a_device_stopped_while_paused_leaves_no_history():
+    device, server, clock = _paused_rig([_answer(PAUSE)] * 20)
+    clock.stop_at(2_000, device)
+    device.run()
+    assert server.statuses() == ["downloading", "pause_before_installing"]
+    assert device.state_update().history == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (Response(200, b'{"other": 1}'), "No control map returned"),
+        (Response(200, b"not json"), "Expecting value"),
+        (Response(500, b""), "Invalid response received from the server"),
+    ],
+)
+def test_an_answer_without_a_usable_map_is_retried_then_fails(answer, error):
+    device, server, clock = _paused_rig([answer] * 20)
+    clock.stop_at(40_000, device)
+    device.run()
+    assert server.statuses() == ["downloading", "failure"]
+    assert device.state_update().history[0].failure_reason == "control_map_unreachable"
+    messages = [m["message"] for m in server.of("deployment log")[0].json()["messages"]]
+    assert any(
+        m.startswith(f"Update control map check failed: {error}") and m.endswith("retrying...")
+        for m in messages
+    ), messages
+
+
+def test_a_device_stopped_while_retrying_the_map_sends_nothing_more():
+    errors = [TransportError("connection_refused", "refused")] * 20
+    device, server, clock = _paused_rig(errors)
+    clock.stop_at(200, device)
+    device.run()
+    assert server.statuses() == ["downloading"]
+    assert device.state_update().history == []
+    assert len(server.of(steps.CONTROL_MAP)) < 20
+
+
+def test_a_map_that_says_fail_fails_the_deployment_before_the_install():
+    failing_map = {"ArtifactInstall_Enter": {"action": "fail"}}
+    device, server, clock = _paused_rig([_answer(failing_map)])
+    clock.stop_at(20_000, device)
+    device.run()
+    assert server.statuses() == ["downloading", "failure"]
+    assert device.state_update().history[0].failure_reason == "control_map_fail"
+    messages = [m["message"] for m in server.of("deployment log")[0].json()["messages"]]
+    assert "Update Control: Forced update failure in ArtifactInstall_Enter" in messages
