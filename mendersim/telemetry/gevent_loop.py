@@ -41,6 +41,11 @@ class GeventMqttLoop:
             self._misc = gevent.spawn(self._misc_forever)
 
     def detach(self, client: mqtt.Client) -> None:
+        """Write what the client still has queued first: after its DISCONNECT paho closes the
+        socket, which would otherwise stay open, one file descriptor per stopped device."""
+        self._to_write.pop(client, None)
+        if client.socket() is not None and client.want_write():
+            self._writable(client)
         self._stop_watchers(client)
 
     def _opened(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:

@@ -58,6 +58,7 @@ def test_publishes_arrive_with_their_qos_and_stats_are_per_step(broker, qos):
     _wait(lambda: sum(e["name"] == "mqtt publish speed" for e in seen) == 20)  # acks back
     session.stop()
     sub.close()
+    assert session.client.socket() is None  # DISCONNECT sent and the socket closed, not leaked
     assert [m.payload for m in sub.messages] == [str(i).encode() for i in range(20)]
     assert {m.qos for m in sub.messages} == {qos}
     names = {(e["request_type"], e["name"]) for e in seen}
