@@ -28,6 +28,7 @@ from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import (
     embedded,
+    lifetime,
     measures,
     mqtt_options,
     options,
@@ -60,6 +61,7 @@ MEASURES_KEY = "mendersim_measures"
 def setup(events: Any) -> None:
     """Register the harness on Locust's events; the locustfile calls this once."""
     user.lean_greenlets()
+    lifetime.children_die_with_parent()  # before Locust forks its --processes workers
     events.init_command_line_parser.add_listener(options.add_arguments)
     events.init_command_line_parser.add_listener(recorder.add_options)
     events.init.add_listener(_on_init)
@@ -118,6 +120,8 @@ class Harness:
             events.test_stop.add_listener(self._on_worker_stop)
             if isinstance(self.runner, WorkerRunner):
                 events.report_to_master.add_listener(self._on_report_to_master)
+                lifetime.watch_master(self.runner)
+                events.quitting.add_listener(lifetime.exit_within_grace)
         if self.coordinates:
             self._start_coordinating()
             events.test_start.add_listener(self._on_test_start)

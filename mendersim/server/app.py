@@ -108,6 +108,19 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+DEFAULT_BACKLOG = 4096  # Linux's somaxconn since 5.4, where the kernel's limit cannot be read
+
+
+def listen_backlog() -> int:
+    """The longest accept queue the kernel allows (net.core.somaxconn), not aiohttp's 128:
+    a fleet whose polls arrive together would otherwise see refused and reset connections."""
+    try:
+        return max(int(SOMAXCONN.read_text()), 128)
+    except (OSError, ValueError):
+        return DEFAULT_BACKLOG
+
+
 def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT; the state is flushed on the way out."""
     temporary = config.data_dir is None
@@ -123,6 +136,7 @@ def serve(config: ServerConfig) -> None:
                 access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
                 print=None,
                 keepalive_timeout=config.client_timeout,  # also closes half-sent requests
+                backlog=listen_backlog(),
                 loop=loop,
                 handle_signals=True,
             )

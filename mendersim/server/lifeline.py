@@ -9,7 +9,6 @@ it cleanly and saves a --db state. No orphan keeps the port or the state file.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -23,12 +22,15 @@ _WATCH_EVERY_S = 0.5
 log = logging.getLogger(__name__)
 
 
-def _death_signal() -> None:
+def death_signal(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `signum` to this process when its parent dies (elsewhere: nothing).
+
+    The C library is the process's own symbols (no library search, which would start a
+    subprocess: this also runs in a child just forked)."""
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except (OSError, AttributeError):
         log.debug("prctl(PR_SET_PDEATHSIG) unavailable; the parent watchdog alone is used")
 
@@ -48,7 +50,7 @@ def bind_to_parent() -> None:
     if not value.isdigit():
         return
     parent = int(value)
-    _death_signal()
+    death_signal()
     if os.getppid() != parent:  # the parent died before the signal was armed
         os.kill(os.getpid(), signal.SIGTERM)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,13 @@ def locust(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
             cwd=REPO,
             env={**os.environ, "MENDERSIM_LOG_FILE": str(simulator_log(log)), **(env or {})},
         )
+
+
+def devices_in(log: Path) -> set[str]:
+    """Devices a process simulated, from the engine's log of each first authentication."""
+    path = simulator_log(log)
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return set(re.findall(r"device (\S+): accepted after", text))
 
 
 def stats_rows(csv_prefix: Path) -> dict[tuple[str, str], dict[str, str]]:

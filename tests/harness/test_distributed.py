@@ -10,10 +10,10 @@ import pytest
 from harness_helpers import (
     TIME_SCALE,
     device_rows,
+    devices_in,
     locust,
     only_requests,
     seed,
-    simulator_log,
     stats_rows,
 )
 
@@ -148,13 +148,6 @@ def test_distributed_rollout_end_to_end(tmp_path):
             assert conn.execute("SELECT COUNT(*) FROM deployments").fetchone()[0] == finished
 
 
-def _devices_in(log_path) -> set[str]:
-    """Devices a worker simulated, from the engine's log of each first authentication."""
-    path = simulator_log(log_path)
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return set(re.findall(r"device (\S+): accepted after", text))
-
-
 def test_restarted_worker_with_the_same_name_gets_its_devices_back(small_fleet, tmp_path):
     port = str(_free_port())
     master = locust(
@@ -173,7 +166,7 @@ def test_restarted_worker_with_the_same_name_gets_its_devices_back(small_fleet, 
     processes = [master, first, other]
     try:
         deadline = time.monotonic() + 30
-        while len(_devices_in(tmp_path / "w1.log")) < 20:
+        while len(devices_in(tmp_path / "w1.log")) < 20:
             assert time.monotonic() < deadline, (tmp_path / "master.log").read_text()[-2000:]
             time.sleep(0.2)
         first.kill()  # a crash: no goodbye, no device given back
@@ -188,6 +181,6 @@ def test_restarted_worker_with_the_same_name_gets_its_devices_back(small_fleet, 
         for process in processes:
             if process.poll() is None:
                 process.kill()
-    before, after = _devices_in(tmp_path / "w1.log"), _devices_in(tmp_path / "w1-again.log")
+    before, after = devices_in(tmp_path / "w1.log"), devices_in(tmp_path / "w1-again.log")
     assert len(before) == 20 and after == before
-    assert not before & _devices_in(tmp_path / "w2.log")
+    assert not before & devices_in(tmp_path / "w2.log")
