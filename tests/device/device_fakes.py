@@ -123,6 +123,7 @@ class FakeMender:
         if headers.get("Authorization") != f"Bearer {self.valid_token}":
             return Response(401, b'{"error":"unauthorized"}')
         socket = FakeWebSocket(self.clock, headers["Authorization"][7:], on_closed, ping_every)
+        socket.link_down = link_down
         self.websockets.append(socket)
         return socket
 

@@ -112,3 +112,16 @@ def test_a_reboot_closes_the_link_until_the_device_is_back_with_a_token():
     assert rebooting <= before.closed_at < reauth.at
     assert reauth.at - before.closed_at >= 30  # the profile's shortest reboot
     assert after.token == "jwt-2" and after.opened_at == reauth.at
+
+
+def test_on_a_link_with_outages_the_transport_watches_the_outage_and_connects_pay_the_rtt():
+    device, server, clock, _ = rig(
+        profile(deviceconnect=True, network={"profile": "intermittent"}), seed=4
+    )
+    clock.stop_at(HOUR, device)
+    device.run()
+    first = server.websockets[0]
+    # the open link ends when an outage of this device's link begins
+    assert first.link_down == device.transport.offline
+    auth = server.of("auth")[0]
+    assert first.opened_at > auth.at  # the upgrade pays the link's set-up round trips
