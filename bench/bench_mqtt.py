@@ -245,7 +245,10 @@ def generation_phase(devices: int = 200, hours: float = 2.0) -> list[dict]:
                         batch = []
                     t += stream.interval_s
         per_reading = (cpu() - start_cpu) / readings
-        per_second = sum(1 / s.interval_s for s in spec.streams)  # readings per device-second
+        # readings per device-second (a gateway reads every stream of each child sensor; its
+        # edge rules are not counted here)
+        children = spec.gateway.children if spec.gateway is not None else 1
+        per_second = children * sum(1 / s.interval_s for s in spec.streams)
         results.append(
             {
                 "profile": spec.profile,
