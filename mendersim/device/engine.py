@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
@@ -180,12 +181,17 @@ class Device:
             history=history,
         )
 
-    def run(self) -> None:
-        """The device's life: start-up spread, then inventory and polling until stop()."""
+    def run(self, admit: Callable[[], None] | None = None) -> None:
+        """The device's life: start-up spread, then inventory and polling until stop().
+
+        `admit`, when given, is waited on after the spread, before the first request: the
+        harness's pacing of start-ups to what the process can keep."""
         scale = self.config.time_scale
         poll_every = self.poll_interval()
         spread = poll_every if self.config.start_spread is None else self.config.start_spread
         self._sleep(spread * scale * self._fraction("start"))
+        if admit is not None and not self._stopped:
+            admit()
         behaviour = self.behaviour
         if behaviour.churn and behaviour.traffic.churn:
             self._churn = InventoryChurn(

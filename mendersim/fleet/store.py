@@ -375,9 +375,7 @@ def _check_store(path: Path, conn: sqlite3.Connection) -> None:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
         if problems != ["ok"]:
             lines = [line for line in problems[0].splitlines() if not line.startswith("***")]
-            raise StoreError(
-                f"{path}: damaged seed store ({lines[0] if lines else 'quick_check'})"
-            )
+            raise StoreError(f"{path}: damaged seed store ({lines[0] if lines else 'quick_check'})")
         if version != SCHEMA_VERSION:
             _migrate(path, conn, version)
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}

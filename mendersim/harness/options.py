@@ -17,6 +17,7 @@ FIXED = ("db", "fleet", "worker_id", "log_file", "log_level", "server_log")
 CONNECTION_POLICIES = ("fresh", "keepalive")
 SCENARIOS = ("steady", "ramp", "rollout")
 # Options each process keeps for itself: the master must not hand its own to the workers.
+START_PACING = ("adaptive", "off")
 PER_PROCESS = ("mendersim_worker_id", "mendersim_log_file", "mendersim_log_level")
 
 
@@ -72,6 +73,14 @@ def add_arguments(parser: Any) -> None:
         default="steady",
         help="steady: start-up spread over one poll interval; ramp: over --mendersim-ramp-window; "
         "rollout: once the fleet is up, deploy to a share of it and time the rollout",
+    )
+    option(
+        "--mendersim-start-pacing",
+        choices=START_PACING,
+        default="adaptive",
+        help="adaptive: first authentications admitted at the rate each process keeps with "
+        "scheduler lag under --mendersim-lag-bound; off: every device starts when its spread "
+        "says, however many at once",
     )
     option(
         "--mendersim-ramp-window",
@@ -201,6 +210,7 @@ class HarnessOptions:
     traffic: tuple[tuple[str, str], ...] = ()
     deviceconnect_ping: float = PING_EVERY_S
     idle_timeout: float = 90.0
+    start_pacing: str = "adaptive"
 
     def reread(self, parsed: Any) -> HarnessOptions:
         """The options of a new swarm (the web UI's start form may have changed them)."""
@@ -224,10 +234,15 @@ class HarnessOptions:
         share = float(get("rollout_share"))
         if not 0 < share <= 1:
             raise ConfigError("--mendersim-rollout-share", f"{share} is not in (0, 1]")
-        for name, allowed in (("connection", CONNECTION_POLICIES), ("scenario", SCENARIOS)):
+        for name, allowed in (
+            ("connection", CONNECTION_POLICIES),
+            ("scenario", SCENARIOS),
+            ("start_pacing", START_PACING),
+        ):
             if get(name) not in allowed:
                 raise ConfigError(
-                    f"--mendersim-{name}", f"{get(name)!r} is not one of {', '.join(allowed)}"
+                    f"--mendersim-{name.replace('_', '-')}",
+                    f"{get(name)!r} is not one of {', '.join(allowed)}",
                 )
         if get("scenario") == "ramp" and not float(get("ramp_window") or 0) > 0:
             raise ConfigError("--mendersim-ramp-window", "the ramp scenario needs a window > 0 s")
@@ -262,4 +277,5 @@ class HarnessOptions:
             if hasattr(parsed, "mendersim_deviceconnect_ping")
             else PING_EVERY_S,
             idle_timeout=positive("idle_timeout"),
+            start_pacing=str(get("start_pacing")),
         )

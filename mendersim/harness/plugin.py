@@ -42,6 +42,7 @@ from mendersim.harness.coordinator import Coordinator
 from mendersim.harness.fleetview import FleetView, process_report
 from mendersim.harness.leases import NotEnoughDevices
 from mendersim.harness.options import HarnessOptions
+from mendersim.harness.pacing import Admission
 from mendersim.harness.pool import DevicePool
 from mendersim.harness.recorder import Recorder
 from mendersim.harness.rollout import Rollout, RolloutPlan, check_access
@@ -114,9 +115,10 @@ class Harness:
             key = self.options.worker_id or getattr(self.runner, "client_id", "local")
             self.pool = DevicePool(self.environment, key)
             self.environment.mendersim_pool = self.pool
+            self.environment.mendersim_admission = None
             self.runner.register_message(wire.SLICE, self.pool.on_slice)
             self.runner.register_message(wire.COLLECT, self.pool.on_collect)
-            events.test_start.add_listener(lambda **_: self.pool.start_flushing())
+            events.test_start.add_listener(self._on_worker_start)
             events.test_stop.add_listener(self._on_worker_stop)
             if isinstance(self.runner, WorkerRunner):
                 events.report_to_master.add_listener(self._on_report_to_master)
@@ -409,6 +411,17 @@ class Harness:
         data[REPORT_KEY] = process_report(self.pool, self.environment)
         data[MEASURES_KEY] = measures.of(self.environment).take()  # after the lag sample
 
+    def _on_worker_start(self, **_: Any) -> None:
+        # A worker's options are the master's by now (Locust copies them with the spawn).
+        parsed = self.environment.parsed_options
+        pacing = getattr(parsed, "mendersim_start_pacing", "adaptive")
+        bound = float(getattr(parsed, "mendersim_lag_bound", self.options.lag_bound))
+        self.environment.mendersim_admission = Admission(bound) if pacing == "adaptive" else None
+        self.pool.start_flushing()
+
     def _on_worker_stop(self, **_: Any) -> None:
+        admission = self.environment.mendersim_admission
+        if admission is not None and admission.pacer.admitted:
+            logger.info(admission.summary())
         self.pool.stop_flushing()
         self.pool.flush()

@@ -68,7 +68,8 @@ class DeviceUser(User):
         if self.device is None:
             gevent.sleep(1)
             return
-        self.device.run()
+        admission = getattr(self.environment, "mendersim_admission", None)
+        self.device.run(admit=None if admission is None else admission.wait)
         # run() returns once the device was stopped: the run is ending
         raise StopUser()
 

@@ -29,6 +29,7 @@ DEFAULTS = {
     "server_log": "",
     "traffic": "",
     "idle_timeout": 90.0,
+    "start_pacing": "adaptive",
 }
 
 
@@ -87,3 +88,10 @@ def test_the_management_token_comes_from_a_file_unless_given(tmp_path):
     assert options(mgmt_token="given", mgmt_token_file=str(token_file)).mgmt_token == "given"
     with pytest.raises(ConfigError, match=r"--mendersim-mgmt-token-file: .*missing"):
         options(mgmt_token_file=str(tmp_path / "missing"))
+
+
+def test_start_pacing_is_adaptive_or_off():
+    assert options().start_pacing == "adaptive"
+    assert options(start_pacing="off").start_pacing == "off"
+    with pytest.raises(ConfigError, match=r"--mendersim-start-pacing: 'fast' is not one of"):
+        options(start_pacing="fast")

@@ -15,7 +15,7 @@ class FakeDevice:
     def __init__(self, failures: int = 0, ends: bool = False) -> None:
         self.failures, self.ends, self.runs = failures, ends, 0
 
-    def run(self) -> None:
+    def run(self, admit=None) -> None:
         self.runs += 1
         if self.runs <= self.failures:
             raise RuntimeError("engine broke")
