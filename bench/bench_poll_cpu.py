@@ -163,7 +163,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         db = tmp / "fleet.db"
         results: dict[str, dict[str, float]] = {}
-        with running_server("--acceptance", "auto") as server:
+        # Idle connections kept 180 s, as Traefik (Mender's gateway) keeps them by default,
+        # not the embedded server's 30 s, which would race 30 s polls under keepalive.
+        with running_server("--acceptance", "auto", "--client-timeout", "180s") as server:
             pin(server.process.pid, SERVER_CPU)
             token, body = device_token(server.url, source)
             os.environ.update(BENCH_TOKEN=token, BENCH_BODY=body, BENCH_PATH=NEXT_V2)
