@@ -78,3 +78,18 @@ def test_a_fleet_that_cannot_be_seeded_is_one_error_line(tmp_path):
         f" (searched {tmp_path.parent}/industries, {REPO}/profiles/industries)"
     ], done.stderr
     assert "Traceback" not in done.stderr and not db.exists()
+
+
+def test_a_rollout_with_a_token_the_server_refuses_stops_before_spawning(small_fleet, tmp_path):
+    wrong = "wrong-token-93c1f0d27b"
+    with running_server() as server:
+        done = _headless(
+            "--host", server.url, "--mendersim-db", str(small_fleet),
+            "--mendersim-scenario", "rollout", tmp_path=tmp_path,
+            env={"MENDERSIM_MGMT_TOKEN": wrong},
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"mendersim: error: management token: refused by {server.url}")
+    assert wrong not in done.stderr + done.stdout and "Ramping" not in done.stderr
