@@ -141,7 +141,9 @@ class Session:
         message = (publish_step(stream), topic, payload, qos, retain)
         cut = self._link_cut() if self.connected else ""
         if cut:
-            if qos == 0:  # written into a dead link: lost, and the device cannot know
+            # a link gone down fails the write at once (the message waits in the outbox); one
+            # timed out by loss took it along, and at QoS 0 nothing sends it again
+            if cut == "timeout" and qos == 0:
                 self._fire(message[0], 0, len(payload), MqttError(cut))
                 return
         elif self.connected and not self._outbox and self._may_send(qos):

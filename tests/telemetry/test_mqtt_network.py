@@ -1,6 +1,7 @@
 """The network profile applied to MQTT sessions against a real Mosquitto: an outage cuts the
-connection and connects fail with backoff until it ends; loss that times the link out shows as
-failures, and the statistics match what a subscriber receives."""
+connection, what is published meanwhile waits, and connects fail with backoff until it ends;
+loss that times the link out shows as failures, and the statistics match what a subscriber
+receives."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_an_outage_cuts_the_session_and_reconnects_back_off_until_it_ends(broker
     clock.t = EVERY_S - phase + 1.0  # the outage begins
     assert shaped.offline()
     topic = f"{dev.root}/telemetry/current"
-    dev.publish("current", topic, b"lost", 0)  # into the dead link
+    dev.publish("current", topic, b"kept-q0", 0)  # the write fails: it waits in the outbox
     for i in range(3):
         dev.publish("current", topic, f"kept-{i}".encode(), 1)
     _wait(lambda: not dev.connected)
@@ -77,12 +78,13 @@ def test_an_outage_cuts_the_session_and_reconnects_back_off_until_it_ends(broker
     _wait(lambda: len(refused_connects(seen)) >= 3, 20)
     clock.t += 200.0  # the outage is over
     _wait(lambda: dev.connected, 90)
-    _wait(lambda: len(sub.messages) >= 3)
+    _wait(lambda: len(sub.messages) >= 4)
+    _wait(lambda: sum(e["name"] == "mqtt publish current" for e in seen) == 4)  # acks back
     dev.stop()
     sub.close()
-    assert sorted(m.payload for m in sub.messages) == [b"kept-0", b"kept-1", b"kept-2"]
-    lost = [e for e in seen if e["name"] == "mqtt publish current" and e["exception"]]
-    assert [str(e["exception"]) for e in lost] == ["offline"]
+    assert sorted(m.payload for m in sub.messages) == [b"kept-0", b"kept-1", b"kept-2", b"kept-q0"]
+    published = [e for e in seen if e["name"] == "mqtt publish current"]
+    assert len(published) == 4 and not [e for e in published if e["exception"]]
     drops = [e for e in seen if e["name"] == "mqtt disconnect"]
     assert [str(e["exception"]) for e in drops] == ["offline"]
     refused = refused_connects(seen)
