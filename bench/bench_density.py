@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--polling", action="store_true", help="poll every 60 s, all started")
     parser.add_argument("--ramp-window", type=float, default=30, help="start-up window (polling)")
     parser.add_argument("--processes", type=int, default=0, help="Locust --processes (workers)")
+    parser.add_argument("--trace", action="store_true", help="print every sample")
     parser.add_argument(
         "--compare-pacing",
         action="store_true",
@@ -108,9 +109,13 @@ def run_once(args, source: Path, pacing: str) -> dict:
                 run.send_signal(signal.SIGTERM)
                 run.wait(timeout=120)
             text = log.read_text(errors="replace")
-            figures["missing"] = text.count("setting state to missing")
+            figures["missing"] = [
+                line for line in text.splitlines() if "setting state to missing" in line
+            ]
             figures["paced"] = [line for line in text.splitlines() if "start-ups paced" in line]
-            figures["saturated"] = text.count("cannot keep its devices")
+            figures["saturated"] = text.count("cannot keep its devices") + text.count(
+                "the load generator is saturated"
+            )
     return figures
 
 
@@ -128,6 +133,14 @@ def sample(run, port: int, args) -> dict:
             continue
         if first is None:
             first = (fleet["users"], total_rss(process))
+        if args.trace:
+            print(
+                time.strftime("%H:%M:%S"),
+                f"{time.monotonic() - started:5.0f} s  users {fleet['users']:6d}  "
+                f"lag p99 {fleet['scheduler_lag_p99_s']:.3f} s "
+                f"max {fleet['scheduler_lag_max_s']:.3f} s"
+                f"  workers {fleet.get('workers')}  {fleet['devices_by_status']}",
+            )
         if spawned_at is None and fleet["users"] >= args.devices:
             spawned_at = time.monotonic()
             print(f"all {args.devices} users spawned after {spawned_at - started:.0f} s")
@@ -176,8 +189,10 @@ def report(args, figures: dict) -> None:
     )
     print(f"scheduler lag p99, worst 3 s interval: {lag:.3f} s (target <= 1 s)")
     print(f"scheduler lag p99, worst 3 s interval while spawning: {max(figures['ramp_lag']):.3f} s")
-    print(f"workers reported missing: {figures['missing']}")
-    print(f"saturation warnings: {figures['saturated']}")
+    print(f"workers reported missing: {len(figures['missing'])}")
+    for line in figures["missing"]:
+        print(f"  {line.strip()}")
+    print(f"saturation warnings on the console: {figures['saturated']}")
     for line in figures["paced"]:
         print(f"  {line.strip()}")
     print("PASS" if rss_gb <= 2 and lag <= 1 else "FAIL")

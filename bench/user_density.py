@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tracemalloc
 
 VARIANTS = ("greenlet", "locust-user", "deeper", "no-tree", "device-user-taskset", "device-user")
+REPEAT = 3  # processes per variant: RSS deltas vary from one process to the next
 DEPTH = 10  # extra Python frames of the `deeper` variant
 
 
@@ -121,15 +123,20 @@ def main(users: int) -> None:
         return
     results = {}
     for variant in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, __file__, str(users), variant],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results[variant] = json.loads(out.strip().splitlines()[-1])
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, str(users), variant],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.splitlines()[-1]
+            )
+            for _ in range(REPEAT)
+        ]
+        results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     base = results["locust-user"]["rss"]
-    print(f"users per variant: {users}")
+    print(f"users per variant: {users}, medians of {REPEAT} processes each")
     print(f"{'variant':<14}{'traced B/user':>15}{'RSS B/user':>12}{'RSS / locust-user':>19}")
     for variant, figures in results.items():
         if figures["alive"] != users:

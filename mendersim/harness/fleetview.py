@@ -9,7 +9,6 @@ timers fire later than the bound: its numbers then describe the generator, not t
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from mendersim.harness.pool import DevicePool
 
 logger = logging.getLogger(__name__)
-
-WARN_EVERY_S = 30.0
 
 
 def process_report(pool: DevicePool, environment: Any) -> dict[str, Any]:
@@ -60,7 +57,7 @@ class FleetView:
         self._workers = workers
         self._reports: dict[str, dict[str, Any]] = {}
         self._lag: dict[str, tuple[float, float]] = {}  # client → (p99, max) of its last report
-        self._last_warning = 0.0
+        self._warned = False  # the console hears of saturation once per swarm
         self.rollout = FleetSnapshot()  # only the rollout_* fields are used
         self.lag_warning: str | None = None
         self.accept_warning: str | None = None  # set by the acceptance watch
@@ -81,12 +78,17 @@ class FleetView:
                 f"scheduler lag p99 {p99:.2f} s on {client} exceeds {self.lag_bound:g} s: "
                 "the load generator is saturated, its latencies are not the server's"
             )
-            now = time.monotonic()
-            if now - self._last_warning >= WARN_EVERY_S:
-                self._last_warning = now
-                logger.warning(self.lag_warning)
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "%s (said once; the Fleet tab shows the current figure)", self.lag_warning
+                )
         else:
             self.lag_warning = None
+
+    def new_swarm(self, lag_bound_s: float) -> None:
+        """A swarm starts: its bound, and its own saturation warning."""
+        self.lag_bound, self._warned = lag_bound_s, False
 
     def snapshot(self) -> FleetSnapshot:
         live = set(self._workers())

@@ -5,10 +5,10 @@ wakes late, the latencies measured are the generator's own, and Locust's heartbe
 (an ordinary greenlet sleeping one second; gevent has no priorities) is late with them, until the
 master drops the worker as missing after three silent seconds. So the hub must never saturate:
 each device waits here before its first authentication, and a release loop lets waiting devices
-through at a rate it adapts to how late its own timer wakes (additive increase while the lag is
-well under the bound and devices wait, halving when it nears the bound). A process that still
-lags beyond the bound with start-ups admitted at the floor rate cannot hold its devices: it says
-so once, with the figure.
+through at a rate it adapts to how late its own timer wakes (a quarter more while the lag is well
+under the bound and the rate holds devices back, half when the lag nears the bound). A process
+that still lags beyond the bound with start-ups admitted at the floor rate cannot hold its
+devices: it says so once, with the figure.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Pacer:
     __slots__ = (
         "_credit",
         "_last",
+        "_limited",
         "_window_lag",
         "_window_start",
         "admitted",
@@ -60,6 +61,7 @@ class Pacer:
         self._last: float | None = None
         self._window_start = 0.0
         self._window_lag = 0.0
+        self._limited = False  # whether the rate held devices back in this window
 
     def tick(self, now: float, lateness_s: float, waiting: int) -> int:
         """How many of the `waiting` devices to let through at `now`, given how late this tick
@@ -69,11 +71,12 @@ class Pacer:
         elapsed, self._last = max(now - self._last, 0.0), now
         self._window_lag = max(self._window_lag, lateness_s)
         if now - self._window_start >= WINDOW_S:
-            self._adapt(self._window_lag, waiting > 0)
-            self._window_start, self._window_lag = now, 0.0
+            self._adapt(self._window_lag, self._limited)
+            self._window_start, self._window_lag, self._limited = now, 0.0, False
         self._credit = min(self._credit + self.rate * elapsed, max(self.rate * TICK_S, 1.0))
         released = min(int(self._credit), waiting)
         self._credit -= released
+        self._limited = self._limited or released < waiting
         self.admitted += released
         return released
 
@@ -86,12 +89,13 @@ class Pacer:
         """At the floor rate and still lagging beyond the bound: more than it can hold."""
         return self.rate <= FLOOR_RATE and self.worst_lag_s > self.bound_s
 
-    def _adapt(self, lag_s: float, demand: bool) -> None:
+    def _adapt(self, lag_s: float, limited: bool) -> None:
+        """Grow only when the rate held devices back: never beyond what start-ups demand."""
         self.worst_lag_s = lag_s
         self.peak_lag_s = max(self.peak_lag_s, lag_s)
         if lag_s > self.bound_s * HIGH:
             self.rate = max(FLOOR_RATE, self.rate / 2)
-        elif lag_s < self.bound_s * LOW and demand:
+        elif lag_s < self.bound_s * LOW and limited:
             self.rate = min(CEILING_RATE, self.rate * GROWTH)
             self.peak_rate = max(self.peak_rate, self.rate)
 

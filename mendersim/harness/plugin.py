@@ -288,7 +288,7 @@ class Harness:
             return
         self.options = opts
         self.coordinator.reconfigure(opts)
-        self.view.lag_bound = opts.lag_bound
+        self.view.new_swarm(opts.lag_bound)
         self._rollout = None
         if opts.scenario == "rollout":
             plan = self._rollout_plan(

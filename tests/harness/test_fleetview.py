@@ -46,6 +46,13 @@ def test_lag_above_the_bound_warns(caplog):
     assert rows["WARNING"].startswith("scheduler lag p99 2.")
     view.update("w", _report(lag_s=0.01))
     assert view.lag_warning is None
+    view.update("w", _report(lag_s=3.5))  # the Fleet tab has it; the console heard it once
+    assert view.lag_warning.startswith("scheduler lag p99 3.")
+    assert caplog.text.count("exceeds 1 s") == 1
+    view.new_swarm(1.0)
+    with caplog.at_level(logging.WARNING, logger="mendersim.harness.fleetview"):
+        view.update("w", _report(lag_s=2.5))
+    assert caplog.text.count("exceeds 1 s") == 2
 
 
 def test_fleet_tab_rows_show_rollout_progress():

@@ -70,6 +70,13 @@ def test_no_growth_without_devices_waiting():
     assert pacer.rate == START_RATE
 
 
+def test_no_growth_beyond_what_start_ups_demand():
+    """Two devices a tick (40/s) under a rate of 200/s: all admitted, the rate not inflated."""
+    pacer = Pacer(bound_s=1.0)
+    assert run_ticks(pacer, 10, lambda _: 0.0, waiting=2) == 2 * 10 / TICK_S
+    assert pacer.rate == START_RATE
+
+
 def test_no_burst_after_a_pause():
     pacer = Pacer(bound_s=1.0, rate=1000)
     pacer.tick(0.0, 0.0, MANY)
