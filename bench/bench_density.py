@@ -106,12 +106,14 @@ def run_once(args, source: Path, pacing: str) -> dict:
             try:
                 figures = sample(run, port, args)
             finally:
+                stopped_at = time.strftime("%Y-%m-%d %H:%M:%S")
                 run.send_signal(signal.SIGTERM)
                 run.wait(timeout=120)
             text = log.read_text(errors="replace")
-            figures["missing"] = [
-                line for line in text.splitlines() if "setting state to missing" in line
-            ]
+            missing = [line for line in text.splitlines() if "setting state to missing" in line]
+            # Locust's lines start "[YYYY-mm-dd HH:MM:SS,mmm]": running, or stopping after SIGTERM
+            figures["missing"] = [line for line in missing if line[1:20] < stopped_at]
+            figures["missing_stopping"] = len(missing) - len(figures["missing"])
             figures["paced"] = [line for line in text.splitlines() if "start-ups paced" in line]
             figures["saturated"] = text.count("cannot keep its devices") + text.count(
                 "the load generator is saturated"
@@ -189,7 +191,10 @@ def report(args, figures: dict) -> None:
     )
     print(f"scheduler lag p99, worst 3 s interval: {lag:.3f} s (target <= 1 s)")
     print(f"scheduler lag p99, worst 3 s interval while spawning: {max(figures['ramp_lag']):.3f} s")
-    print(f"workers reported missing: {len(figures['missing'])}")
+    print(
+        f"workers reported missing while running: {len(figures['missing'])}, "
+        f"while stopping: {figures['missing_stopping']}"
+    )
     for line in figures["missing"]:
         print(f"  {line.strip()}")
     print(f"saturation warnings on the console: {figures['saturated']}")
