@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -27,7 +28,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from mendersim.harness import measures
+from mendersim.errors import ERROR_PREFIX, ConfigError
+from mendersim.harness import measures, secrets
 from mendersim.harness.influx_stats import Interval, IntervalAggregator
 from mendersim.harness.runinfo import RunInfo
 from mendersim.harness.snapshot import FleetSnapshot
@@ -81,7 +83,15 @@ def add_options(parser: Any) -> None:
         default="",
         env_var="MENDERSIM_INFLUX_TOKEN",
         is_secret=True,
-        help="API token (InfluxDB 1.8: 'user:password')",
+        help="API token (InfluxDB 1.8: 'user:password'); prefer the environment variable or "
+        "--influx-token-file: a command line is visible in ps",
+    )
+    parser.add_argument(
+        "--influx-token-file",
+        default="",
+        env_var="MENDERSIM_INFLUX_TOKEN_FILE",
+        include_in_web_ui=False,
+        help="File holding the API token (read at each test start)",
     )
     parser.add_argument(
         "--influx-org",
@@ -133,7 +143,11 @@ class InfluxSettings:
     def from_options(cls, options: Any) -> InfluxSettings:
         return cls(
             url=options.influx_url or "",
-            token=options.influx_token or "",
+            token=secrets.token_from(
+                options.influx_token or "",
+                getattr(options, "influx_token_file", "") or "",
+                "--influx-token-file",
+            ),
             org=options.influx_org or "",
             bucket=options.influx_bucket,
             interval_s=float(options.influx_interval),
@@ -280,7 +294,11 @@ class InfluxListener:
         ):
             # A fresh id per test; stored in the options so the master sends it to its workers.
             self._generated_run_id = options.influx_run_id = new_run_id(time.time())
-        settings = InfluxSettings.from_options(options)
+        try:
+            settings = InfluxSettings.from_options(options)
+        except ConfigError as exc:  # the token file went away since start-up
+            logger.error("statistics not written: %s", exc)
+            return
         if self.settings is None or self.settings.connection() != settings.connection():
             self._connect(settings)
         self.settings = settings
@@ -473,6 +491,13 @@ def setup(events: Any) -> None:
     events.init_command_line_parser.add_listener(add_options)
 
     def on_init(environment: Environment, **_: Any) -> None:
+        options = environment.parsed_options
+        if options is not None and getattr(options, "influx_token_file", ""):
+            try:  # a token file that cannot be read stops the run before it starts
+                secrets.token_from("", options.influx_token_file, "--influx-token-file")
+            except ConfigError as exc:
+                print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+                sys.exit(exc.exit_code)
         listener = InfluxListener(environment)
         environment.events.test_start.add_listener(listener.on_test_start)
         environment.events.test_stop.add_listener(listener.on_test_stop)

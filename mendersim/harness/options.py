@@ -127,6 +127,12 @@ def add_arguments(parser: Any) -> None:
         help="Tenant token the devices send (hosted Mender); overrides the fleet config's",
     )
     option(
+        "--mendersim-tenant-token-file",
+        default="",
+        include_in_web_ui=False,
+        help="File holding the tenant token (read at each test start)",
+    )
+    option(
         "--mendersim-accept-timeout",
         type=float,
         default=0.0,
@@ -265,7 +271,11 @@ class HarnessOptions:
                 str(getattr(parsed, "mendersim_mgmt_token_file", "") or ""),
                 "--mendersim-mgmt-token-file",
             ),
-            tenant_token=str(getattr(parsed, "mendersim_tenant_token", "") or ""),
+            tenant_token=secrets.token_from(
+                str(getattr(parsed, "mendersim_tenant_token", "") or ""),
+                str(getattr(parsed, "mendersim_tenant_token_file", "") or ""),
+                "--mendersim-tenant-token-file",
+            ),
             accept_timeout=positive("accept_timeout", allow_zero=True),
             lag_bound=positive("lag_bound"),
             worker_id=str(get("worker_id") or ""),

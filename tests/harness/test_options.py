@@ -21,6 +21,7 @@ DEFAULTS = {
     "mgmt_token": "",
     "mgmt_token_file": "",
     "tenant_token": "",
+    "tenant_token_file": "",
     "accept_timeout": 0.0,
     "lag_bound": 1.0,
     "worker_id": "",
@@ -81,13 +82,16 @@ def test_ramp_window_is_real_seconds_whatever_the_time_scale(small_fleet):
     assert ramp.device_types() == ["gateway-s32g", "ivi-rcar-h3", "tcu-imx8mm"]
 
 
-def test_the_management_token_comes_from_a_file_unless_given(tmp_path):
+@pytest.mark.parametrize("token", ["mgmt_token", "tenant_token"])
+def test_a_token_comes_from_its_file_unless_given(tmp_path, token):
     token_file = tmp_path / "token"
     token_file.write_text("from-file\n", encoding="utf-8")
-    assert options(mgmt_token_file=str(token_file)).mgmt_token == "from-file"
-    assert options(mgmt_token="given", mgmt_token_file=str(token_file)).mgmt_token == "given"
-    with pytest.raises(ConfigError, match=r"--mendersim-mgmt-token-file: .*missing"):
-        options(mgmt_token_file=str(tmp_path / "missing"))
+    assert getattr(options(**{f"{token}_file": str(token_file)}), token) == "from-file"
+    given = options(**{token: "given", f"{token}_file": str(token_file)})
+    assert getattr(given, token) == "given"
+    option = "--mendersim-" + token.replace("_", "-") + "-file"
+    with pytest.raises(ConfigError, match=rf"{option}: .*missing"):
+        options(**{f"{token}_file": str(tmp_path / "missing")})
 
 
 def test_start_pacing_is_adaptive_or_off():

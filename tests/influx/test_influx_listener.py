@@ -267,3 +267,25 @@ def test_sigterm_flushes_the_last_interval(vm, tmp_path):
     expected = locust_totals(tmp_path / "run")
     assert sum(count for count, _ in expected.values()) > 0
     assert wait_for_totals(vm, "sigterm-1", expected) == expected
+
+
+def test_an_unreadable_token_file_stops_the_run_before_it_starts(tmp_path):
+    missing = tmp_path / "no-such-token"
+    code, output = finish(
+        locust(
+            tmp_path,
+            "-u",
+            "1",
+            "-t",
+            "3",
+            "--influx-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--influx-token-file",
+            str(missing),
+        )
+    )
+    assert code == 2, output
+    errors = [line for line in output.splitlines() if "error:" in line]
+    reason = "No such file or directory"
+    assert errors == [f"mendersim: error: --influx-token-file: {missing}: {reason}"]
+    assert "Traceback" not in output

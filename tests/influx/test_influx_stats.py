@@ -15,7 +15,7 @@ from locust.env import Environment
 from locust.stats import RequestStats
 from tsdb import free_port
 
-from mendersim.harness.influx import InfluxListener, fleet_points
+from mendersim.harness.influx import InfluxListener, InfluxSettings, fleet_points
 from mendersim.harness.influx_stats import IntervalAggregator, error_kind
 from mendersim.harness.snapshot import FleetSnapshot
 
@@ -113,6 +113,17 @@ def _listener(url: str, interval: float = 1.0, buffer: int = 1000) -> InfluxList
     listener = InfluxListener(environment)
     listener.on_test_start(environment=environment)
     return listener
+
+
+def test_the_token_comes_from_a_file_unless_given(tmp_path):
+    token_file = tmp_path / "influx-token"
+    token_file.write_text("from-file\n", encoding="utf-8")
+    given = {"influx_url": "http://127.0.0.1:1", "influx_org": "", "influx_bucket": "b"}
+    given |= {"influx_interval": 1.0, "influx_run_id": "", "influx_buffer": 10}
+    from_file = SimpleNamespace(**given, influx_token="", influx_token_file=str(token_file))
+    assert InfluxSettings.from_options(from_file).token == "from-file"
+    direct = SimpleNamespace(**given, influx_token="given", influx_token_file=str(token_file))
+    assert InfluxSettings.from_options(direct).token == "given"
 
 
 def _fire(listener: InfluxListener, steps: int) -> None:
