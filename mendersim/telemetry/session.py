@@ -139,12 +139,10 @@ class Session:
         paho would queue those itself, but it walks its whole queue at every acknowledgement, so
         a device behind a slow broker would cost more CPU the further behind it falls."""
         message = (publish_step(stream), topic, payload, qos, retain)
-        cut = self._link_cut() if self.connected else ""
-        if cut:
-            # a link gone down fails the write at once (the message waits in the outbox); one
-            # timed out by loss took it along, and at QoS 0 nothing sends it again
-            if cut == "timeout" and qos == 0:
-                self._fire(message[0], 0, len(payload), MqttError(cut))
+        if self.connected and self._stalls():  # loss timed the link out, taking this along
+            self.drop("timeout")
+            if qos == 0:  # nothing sends it again
+                self._fire(message[0], 0, len(payload), MqttError("timeout"))
                 return
         elif self.connected and not self._outbox and self._may_send(qos):
             self._send(*message)
@@ -154,14 +152,6 @@ class Session:
             state = "while disconnected" if not self.connected else "awaiting acknowledgements"
             self._fire(OVERFLOW, 0, 0, MqttError(f"outbox full {state}"))
         self._outbox.append(message)
-
-    def _link_cut(self) -> str:
-        """Why the network profile cuts the connection now (an outage, or loss enough for a
-        timeout), after dropping the session; "" when the link holds."""
-        reason = "offline" if self._offline() else "timeout" if self._stalls() else ""
-        if reason:
-            self.drop(reason)
-        return reason
 
     def _may_send(self, qos: int) -> bool:
         return qos == 0 or len(self._pending) < self.client.max_inflight_messages
@@ -234,8 +224,8 @@ class Session:
                 gevent.sleep(1.0)
                 if self.connected and self._paused():
                     self.drop()
-                elif self.connected:
-                    self._link_cut()
+                elif self.connected and self._offline():  # the link went down
+                    self.drop("offline")
                 continue
             if self._paused():
                 gevent.sleep(1.0)

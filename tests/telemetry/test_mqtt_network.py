@@ -1,7 +1,7 @@
 """The network profile applied to MQTT sessions against a real Mosquitto: an outage cuts the
-connection, what is published meanwhile waits, and connects fail with backoff until it ends;
-loss that times the link out shows as failures, and the statistics match what a subscriber
-receives."""
+connection (within a second), what is published meanwhile waits, and connects fail with backoff
+until it ends; loss that times the link out shows as failures, and the statistics match what a
+subscriber receives."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_an_outage_cuts_the_session_and_reconnects_back_off_until_it_ends(broker
     clock.t = EVERY_S - phase + 1.0  # the outage begins
     assert shaped.offline()
     topic = f"{dev.root}/telemetry/current"
-    dev.publish("current", topic, b"kept-q0", 0)  # the write fails: it waits in the outbox
+    dev.publish("current", topic, b"kept-q0", 0)  # before the session notices the outage
     for i in range(3):
         dev.publish("current", topic, f"kept-{i}".encode(), 1)
     _wait(lambda: not dev.connected)
