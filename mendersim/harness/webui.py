@@ -180,15 +180,18 @@ def install(
     def command() -> Response | str:
         if request.method == "GET":
             return COMMAND_FORM.format(options="".join(f"<option>{c}</option>" for c in COMMANDS))
+        posted = request.get_json(silent=True) or request.form  # JSON or the form
         try:
-            share = float(request.form.get("share", "0.1"))
-            args = json.loads(request.form.get("args") or "{}")
+            share = float(posted.get("share", 0.1))
+            args = posted.get("args") or {}
+            if isinstance(args, str):  # the form's text field
+                args = json.loads(args)
             if not isinstance(args, dict):
                 raise ConfigError("args", "must be a JSON object")
             if send_command is None:
                 raise ConfigError("command", "not available in this run")
-            message = send_command(request.form.get("command", "ping"), share, args)
-        except (ValueError, ConfigError) as exc:
+            message = send_command(str(posted.get("command", "ping")), share, args)
+        except (ValueError, TypeError, ConfigError) as exc:
             return jsonify({"success": False, "message": f"command: {exc}"}), 400
         except MendersimError as exc:
             return jsonify({"success": False, "message": str(exc)}), 409

@@ -90,9 +90,9 @@ def test_fleet_tab_command_reaches_the_share_and_its_round_trips_are_statistics(
             ),
             30,
         )
-        answer = requests.post(
+        answer = requests.post(  # JSON, as scripts post it
             f"{base}/mendersim/command",
-            data={"command": "set-config", "share": "1", "args": '{"sample_s": 5}'},
+            json={"command": "set-config", "share": 1, "args": {"sample_s": 5}},
             timeout=5,
         ).json()
         assert answer["success"], answer
