@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 from mendersim.errors import ConfigError
@@ -185,7 +186,19 @@ def run(args: argparse.Namespace) -> int:
 
     bind_to_parent()
     given = args.mgmt_token_file is not None or os.environ.get(TOKEN_ENV)
-    token_note = "" if given else f" (management token: {config.mgmt_token})"
+    token_note = "" if given else f" (management token in {_keep_token(config)})"
     print(f"mendersim server on http://{config.host}:{config.port}{token_note}", file=sys.stderr)
     serve(config)
     return 0
+
+
+def _keep_token(config: ServerConfig) -> Path:
+    """Write a generated management token where only its owner can read it: printed, it would
+    land in whatever log the console goes to."""
+    folder = config.data_dir or Path(tempfile.mkdtemp(prefix="mendersim-token-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mgmt-token"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(config.mgmt_token + "\n")
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -10,7 +12,7 @@ import pytest
 import requests
 from server_testkit import SimDevice
 
-from mendersim.server.process import running_server
+from mendersim.server.process import free_port, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +160,37 @@ def test_a_finished_deployment_is_saved_before_it_is_answered(tmp_path, spec_che
         # the device is not handed the deployment it finished
         device.url = server.url
         assert device.next("durable", "d-type").status_code == 204
+
+
+def test_a_generated_management_token_is_kept_in_a_private_file_never_printed(tmp_path):
+    port = str(free_port())
+    env = {k: v for k, v in os.environ.items() if k != "MENDERSIM_MGMT_TOKEN"}
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "mendersim.cli", "serve", "--port", port]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(data)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stderr.readline()
+        token_file = data / "mgmt-token"
+        assert line.strip().endswith(f"(management token in {token_file})"), line
+        token = token_file.read_text().strip()
+        assert len(token) >= 20 and token not in line
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        deadline = time.monotonic() + 30  # the line comes before the server listens
+        while True:
+            try:
+                status = requests.get(
+                    f"http://127.0.0.1:{port}/_mendersim/status",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the server never listened"
+                time.sleep(0.2)
+        assert status.status_code == 200
+    finally:
+        process.terminate()
+        _, rest = process.communicate(timeout=30)
+    assert token not in rest
