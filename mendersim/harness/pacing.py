@@ -82,7 +82,7 @@ class Pacer:
 
     def pause(self) -> None:
         """Nobody waits: the next tick starts a fresh window with no credit."""
-        self._last, self._credit, self._window_lag = None, 0.0, 0.0
+        self._last, self._credit, self._window_lag, self._limited = None, 0.0, 0.0, False
 
     @property
     def saturated(self) -> bool:
