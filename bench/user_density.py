@@ -5,7 +5,7 @@ Group, lets each reach its sleeping point, and reports the bytes per user that t
 (Python objects, greenlet stack copies) and the RSS delta (everything, Python's frame chunks
 included). The variants differ in one thing each, so the differences are what that thing costs:
 
-- greenlet: a bare gevent greenlet sleeping (gevent's own floor);
+- greenlet: a bare gevent greenlet sleeping in a function (gevent's own floor);
 - locust-user: a plain Locust User whose task sleeps (Locust's user, task set and call depth);
 - deeper: the same user sleeping DEPTH Python calls further down (what each frame costs);
 - no-tree: the same with gevent's greenlet-tree tracking off (the spawning stack and locals);
@@ -29,6 +29,7 @@ import tracemalloc
 VARIANTS = ("greenlet", "locust-user", "deeper", "no-tree", "device-user-taskset", "device-user")
 REPEAT = 3  # processes per variant: RSS deltas vary from one process to the next
 DEPTH = 10  # extra Python frames of the `deeper` variant
+ASLEEP = [0]  # greenlets that reached their sleeping point
 
 
 def measure(variant: str, users: int) -> dict[str, float]:
@@ -55,22 +56,20 @@ def measure(variant: str, users: int) -> dict[str, float]:
     gc.collect()
     process = psutil.Process()
     rss_before = process.memory_info().rss
-    timers_before = gevent.get_hub().loop.activecnt
     tracemalloc.start()
     traced_before = tracemalloc.get_traced_memory()[0]
     for _ in range(users):
         if variant == "greenlet":
-            group.spawn(gevent.sleep, 1e9)
+            group.spawn(_nested, 0)
         elif factory is not None:
             factory().start(group)
         else:
             SleepingUser(environment).start(group)
-    # Every greenlet runs to its sleeping point (one active timer each), however loaded the
-    # machine; bounded in time.
-    loop, deadline = gevent.get_hub().loop, time.monotonic() + 120
-    while loop.activecnt - timers_before < users and time.monotonic() < deadline:
+    # Every greenlet runs to its sleeping point, however loaded the machine; bounded in time.
+    deadline = time.monotonic() + 120
+    while ASLEEP[0] < users and time.monotonic() < deadline:
         gevent.sleep(0.1)
-    asleep = loop.activecnt - timers_before
+    asleep = ASLEEP[0]
     traced = tracemalloc.get_traced_memory()[0] - traced_before
     tracemalloc.stop()
     gc.collect()
@@ -85,6 +84,7 @@ def _nested(depth: int) -> None:
     else:
         import gevent
 
+        ASLEEP[0] += 1
         gevent.sleep(1e9)
 
 
@@ -104,9 +104,16 @@ def _device_users(environment, users: int, variant: str):
     class TaskSetDeviceUser(DeviceUser):
         run = User.run
 
+    class CountingClock(GeventClock):
+        __slots__ = ()
+
+        def sleep(self, seconds: float) -> None:
+            ASLEEP[0] += 1
+            super().sleep(seconds)
+
     behaviour = Behaviour.from_profile({"name": "automotive"})
     config = EngineConfig(seed=1, poll_interval=1e6)
-    clock, answerer = GeventClock(LagHistogram()), Answerer()
+    clock, answerer = CountingClock(LagHistogram()), Answerer()
     fleet = iter(records(users, keys.generate("ed25519")))
 
     class Pool:
