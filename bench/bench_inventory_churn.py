@@ -19,7 +19,7 @@ from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
 from mendersim.device.transport import Response
 from mendersim.fleet import keys
-from mendersim.fleet.model import DeviceRecord
+from mendersim.fleet.model import DeviceRecord, compact_json
 from mendersim.fleet.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,19 +69,18 @@ class SpanClock:
 
 def writes_per_hour(behaviour: Behaviour, devices: int, days: float, key) -> float:
     server = CountingServer()
-    pem, pub = keys.private_pem(key), keys.public_pem(key)
+    pem = keys.private_pem(key)
     for index in range(devices):
         clock = SpanClock(days * 24 * HOUR)
         record = DeviceRecord(
             f"{behaviour.name}-{index:06d}",
             behaviour.name,
             "ed25519",
-            {"serial": str(index)},
+            compact_json({"serial": str(index)}),
             pem,
-            pub,
             "dev",
             "fw-1",
-            {},
+            "{}",
         )
         device = Device(record, behaviour, server, clock, config=EngineConfig(seed=1))
         with contextlib.suppress(Stop):

@@ -17,7 +17,7 @@ from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
 from mendersim.device.transport import Response
 from mendersim.fleet import keys
-from mendersim.fleet.model import DeviceRecord
+from mendersim.fleet.model import DeviceRecord, compact_json
 
 TOKEN = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9." + "x" * 400 + ".sig").encode()
 
@@ -48,18 +48,17 @@ class Clock:
 
 
 def records(count: int, key: keys.PrivateKey) -> list[DeviceRecord]:
-    pem, public = keys.private_pem(key), keys.public_pem(key)
+    pem = keys.private_pem(key)
     return [
         DeviceRecord(
             device_id=f"automotive-{n:06d}",
             profile="automotive",
             key_type="ed25519",
-            id_data={"vin": f"WVWZZZ1JZXW{n:06d}"},
+            id_data_text=compact_json({"vin": f"WVWZZZ1JZXW{n:06d}"}),
             private_key_pem=pem,
-            public_key_pem=public,
             device_type="tcu-imx8mm",
             artifact_name="tcu-fw-4.2.1",
-            inventory={"firmware_version": "4.2.1", "modem": "Quectel AG35"},
+            inventory_text=compact_json({"firmware_version": "4.2.1", "modem": "Quectel AG35"}),
         )
         for n in range(count)
     ]

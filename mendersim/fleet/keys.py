@@ -8,6 +8,7 @@ here too, so the embedded server and the devices can never disagree.
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
@@ -38,6 +39,21 @@ def generate(key_type: str) -> PrivateKey:
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     raise InvalidKeyError(f"unknown key type {key_type!r} (expected one of {', '.join(KEY_TYPES)})")
+
+
+# RFC 8410 PKCS#8 of an Ed25519 key: this DER header, then the 32-byte private key.
+_ED25519_PKCS8_HEADER = bytes.fromhex("302e020100300506032b657004220420")
+
+
+def new_private_pem(key_type: str) -> bytes:
+    """A new private key as the device keeps it on disk (PKCS#8 PEM), at seed time.
+
+    An Ed25519 private key is 32 random bytes: written straight into its PKCS#8 form, it costs
+    no curve arithmetic; the public key is derived when the device first sends it."""
+    if key_type != "ed25519":
+        return private_pem(generate(key_type))
+    body = base64.b64encode(_ED25519_PKCS8_HEADER + secrets.token_bytes(32))
+    return b"-----BEGIN PRIVATE KEY-----\n" + body + b"\n-----END PRIVATE KEY-----\n"
 
 
 def private_pem(key: PrivateKey) -> bytes:

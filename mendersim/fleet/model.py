@@ -24,30 +24,50 @@ class DeploymentRecord:
     failure_reason: str | None = None
 
 
+# JSON as the client sends id_data: keys sorted, compact. One encoder for every call.
+compact_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 @dataclass(slots=True)
 class DeviceRecord:
-    """A seeded device. Keys stay PEM until needed: a loaded key costs kilobytes, a PEM bytes."""
+    """A seeded device, as compact as its store row: a million fit in well under a gigabyte.
+
+    Identity and inventory stay JSON text and the key stays PEM until the device needs them;
+    the public key is derived from the private key whenever it is sent, as the client does.
+    """
 
     device_id: str  # the store's stable id, e.g. "automotive-000042"; never a stats name
     profile: str  # industry profile name
     key_type: str
-    id_data: dict[str, str]  # Mender identity; keys sorted when serialised
+    id_data_text: str  # Mender identity, as compact_json writes it
     private_key_pem: bytes
-    public_key_pem: str
     device_type: str
     artifact_name: str  # installed artifact
-    inventory: dict[str, InventoryValue]  # baseline attributes from the profile
+    inventory_text: str  # baseline attributes from the profile, as compact_json writes them
     status: str = "new"  # new | pending | accepted | rejected (as the run's server last said)
     partition: str = "a"  # active A/B rootfs partition
     provides: dict[str, str] = field(default_factory=dict)  # artifact_provides beyond the name
 
+    @property
+    def id_data(self) -> dict[str, str]:
+        return json.loads(self.id_data_text)
+
     def id_data_json(self) -> str:
         """`id_data` exactly as the client sends it: keys sorted, compact."""
-        return json.dumps(self.id_data, sort_keys=True, separators=(",", ":"))
+        return self.id_data_text
+
+    @property
+    def inventory(self) -> dict[str, InventoryValue]:
+        return json.loads(self.inventory_text)
 
     def private_key(self) -> keys.PrivateKey:
         """Load the key; validation is skipped because the store made and checked it."""
         return keys.load_private(self.private_key_pem, trusted=True)
+
+    @property
+    def public_key_pem(self) -> str:
+        """The SPKI PEM the device sends in `pubkey`, derived from its private key."""
+        return keys.public_pem(self.private_key())
 
     def attributes(self) -> dict[str, Any]:
         """What profile quirks match against: identity, device type and inventory."""

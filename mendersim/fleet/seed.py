@@ -26,6 +26,7 @@ from tqdm import tqdm
 from mendersim.errors import MendersimError
 from mendersim.fleet import keys
 from mendersim.fleet.identity import IdentityGenerator, device_rng, kind_slots
+from mendersim.fleet.model import compact_json
 from mendersim.fleet.profiles import FleetConfig, Group
 from mendersim.fleet.store import SeedStore
 from mendersim.fleet.weighted import Weighted
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 # progress bar moves and an interrupt loses little.
 _KEY_COST_MS = {"rsa2048": 50, "rsa3072": 190, "rsa4096": 600, "ecdsa-p256": 0.1, "ed25519": 0.1}
 _MAX_BATCH = 2000
-# id_data as the client sends it (sorted, compact); one encoder, not one per json.dumps call.
-_compact_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 class SeedRefused(MendersimError):
@@ -127,19 +126,18 @@ class DeviceFactory:
         attributes = {"manufacturer": manufacturer}
         for name, choice in plan.inventory:
             attributes[name] = choice.pick(rng)
-        key = keys.generate(key_type)
         return (
             device_id(plan.group.profile, group_index, plan.first_of_profile, index),
             group_index,
             index,
             plan.group.profile,
             key_type,
-            _compact_json(id_data),
-            keys.private_pem(key),
-            keys.public_pem(key),
+            compact_json(id_data),
+            keys.new_private_pem(key_type),
+            "",  # the public key is derived from the private key when sent
             device_type,
             plan.artifact_name,
-            _compact_json(attributes),
+            compact_json(attributes),
             time.time(),
         )
 
@@ -312,7 +310,10 @@ def _seed_locked(
         if already:
             log.info("resuming %s: %d of %d devices already stored", db, already, total)
         tasks = _tasks(fleet, seeded)
+        if tasks:
+            store.defer_identity_index()
         added = _run_pool(store, fleet, tasks, workers or os.cpu_count() or 1, progress, already)
+        store.build_identity_index()
     finally:
         store.close()
     seconds = time.monotonic() - started

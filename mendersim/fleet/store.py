@@ -2,6 +2,9 @@
 
 One file per fleet, WAL mode, mode 0600 (it holds private keys). Seeding writes it in batches;
 a run loads devices with one SELECT and writes state back in one transaction per batch.
+
+A device keeps only its private key, as a real one does: `public_key_pem` is left empty since
+the public key became derived when sent (stores seeded before hold it, and it is not read).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +35,7 @@ CREATE TABLE devices (
     seq INTEGER NOT NULL,
     profile TEXT NOT NULL,
     key_type TEXT NOT NULL,
-    id_data TEXT NOT NULL UNIQUE,
+    id_data TEXT NOT NULL,
     private_key_pem BLOB NOT NULL,
     public_key_pem TEXT NOT NULL,
     device_type TEXT NOT NULL,
@@ -76,11 +80,15 @@ _INSERT_DEVICE = (
 )
 # The status is the one the given server and tenant last answered (new when none did).
 _SELECT_DEVICE = (
-    "SELECT d.device_id, profile, key_type, id_data, private_key_pem, public_key_pem,"
-    " device_type, artifact_name, inventory, COALESCE(a.status, 'new'), partition, provides"
+    "SELECT d.device_id, profile, key_type, id_data, private_key_pem, device_type,"
+    " artifact_name, inventory, COALESCE(a.status, 'new'), partition, provides"
     " FROM devices d LEFT JOIN acceptance a"
     " ON a.device_id = d.device_id AND a.server = ? AND a.tenant = ?"
 )
+# Identities are unique. Seeding appends without this index, whose random inserts would make
+# every batch slower as the store grows, and builds it in one sorted pass when it completes.
+# (Stores seeded before have the same rule as an inline UNIQUE constraint instead.)
+_IDENTITY_INDEX = "devices_id_data"
 
 
 class StoreError(MendersimError):
@@ -200,6 +208,25 @@ class SeedStore:
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"{self.path}: cannot add devices: {exc}") from None
 
+    def defer_identity_index(self) -> None:
+        """Before a bulk insert: drop the identity index, rebuilt by `build_identity_index`."""
+        self._conn.execute(f"DROP INDEX IF EXISTS {_IDENTITY_INDEX}")
+
+    def build_identity_index(self) -> None:
+        """Make sure the store refuses a second device with the same identity (one sorted
+        pass over the table: about a second per million devices)."""
+        unique_identity = self._conn.execute(
+            "SELECT 1 FROM pragma_index_list('devices') AS l, pragma_index_info(l.name) AS i"
+            " WHERE l.\"unique\" AND i.name = 'id_data'"
+        ).fetchone()
+        if unique_identity:
+            return
+        try:
+            with self.transaction() as conn:
+                conn.execute(f"CREATE UNIQUE INDEX {_IDENTITY_INDEX} ON devices (id_data)")
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{self.path}: devices share an identity: {exc}") from None
+
     def seeded_indices(self) -> dict[int, set[int]]:
         """Which device indices each group already holds."""
         seeded: dict[int, set[int]] = {}
@@ -232,21 +259,21 @@ class SeedStore:
         sql = f"{_SELECT_DEVICE}{where} ORDER BY group_index, seq LIMIT ? OFFSET ?"
         joined = [server.url, server.tenant] if server is not None else ["", ""]
         params = [*joined, *params, -1 if limit is None else limit, offset]
-        loads = json.loads
+        # Values many devices share (profile, device type, inventory...) are stored once.
+        shared = sys.intern
         return [
             DeviceRecord(
                 device_id,
-                profile,
-                key_type,
-                loads(id_data),
+                shared(profile),
+                shared(key_type),
+                id_data,
                 private_pem,
-                public_pem,
-                device_type,
-                artifact_name,
-                loads(inventory),
-                status,
-                partition,
-                loads(provides),
+                shared(device_type),
+                shared(artifact_name),
+                shared(inventory),
+                shared(status),
+                shared(partition),
+                {} if provides == "{}" else json.loads(provides),
             )
             for (
                 device_id,
@@ -254,7 +281,6 @@ class SeedStore:
                 key_type,
                 id_data,
                 private_pem,
-                public_pem,
                 device_type,
                 artifact_name,
                 inventory,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from mendersim.device.transport import Response, TransportError
 from mendersim.fleet import keys
-from mendersim.fleet.model import DeviceRecord
+from mendersim.fleet.model import DeviceRecord, compact_json
 
 START_WALL = 1_790_000_000.0
 STORAGE = "http://storage.example/artifacts/"
@@ -258,6 +258,11 @@ class _Stream:
             yield chunk
 
 
+BASELINE_INVENTORY = {
+    "firmware_version": "4.2.1",
+    "modem": "Quectel AG35",
+    "manufacturer": "Volkswagen",
+}
 _KEYS: dict[str, keys.PrivateKey] = {}
 
 
@@ -277,14 +282,11 @@ def make_record(
         device_id=device_id,
         profile="automotive",
         key_type=key_type,
-        id_data={"vin": "WVWZZZ1JZXW000001", "mac": "02:00:00:00:00:01"},
+        id_data_text=compact_json({"vin": "WVWZZZ1JZXW000001", "mac": "02:00:00:00:00:01"}),
         private_key_pem=keys.private_pem(key),
-        public_key_pem=keys.public_pem(key),
         device_type=device_type,
         artifact_name=artifact_name,
-        inventory=inventory
-        if inventory is not None
-        else {"firmware_version": "4.2.1", "modem": "Quectel AG35", "manufacturer": "Volkswagen"},
+        inventory_text=compact_json(inventory if inventory is not None else BASELINE_INVENTORY),
     )
 
 

@@ -14,6 +14,7 @@ from mendersim.device import failures
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
 from mendersim.device.events import DeviceListener
+from mendersim.fleet.model import compact_json
 from mendersim.server.process import running_server
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,8 @@ def test_devices_deploy_against_the_embedded_server(tmp_path, v2):
         devices = []
         for n, key_type in enumerate(KEY_TYPES):
             record = make_record(f"automotive-{n:06d}", key_type=key_type)
-            record.id_data = {"vin": f"WVWZZZ1JZXW00000{n}", "mac": f"02:00:00:00:00:0{n}"}
+            identity = {"vin": f"WVWZZZ1JZXW00000{n}", "mac": f"02:00:00:00:00:0{n}"}
+            record.id_data_text = compact_json(identity)
             behaviour = fail if key_type == "ecdsa-p256" else succeed
             devices.append(
                 Device(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,11 @@ def variant(base: str, name: str, **changes: Any) -> dict[str, Any]:
     document["name"] = name
     document.update(changes)
     return document
+
+
+def identity_index(db: Path) -> str | None:
+    """The SQL of the unique identity index, which seeding builds once every device is in."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'devices_id_data'")
+        row = found.fetchone()
+    return row[0] if row else None

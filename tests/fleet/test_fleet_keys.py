@@ -25,12 +25,11 @@ def record_for(key_type: str) -> DeviceRecord:
         device_id="t-000000",
         profile="t",
         key_type=key_type,
-        id_data={"vin": "1M8GDM9AXKP042788"},
+        id_data_text='{"vin":"1M8GDM9AXKP042788"}',
         private_key_pem=keys.private_pem(key),
-        public_key_pem=keys.public_pem(key),
         device_type="dt",
         artifact_name="a",
-        inventory={},
+        inventory_text="{}",
     )
 
 

@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from fleet_helpers import REPO, variant
+from fleet_helpers import REPO, identity_index, variant
 
 from mendersim.fleet import keys
 from mendersim.fleet.store import SeedStore
@@ -65,8 +65,13 @@ def check_consistent(db) -> int:
     conn.close()
     with SeedStore.open(db) as store:
         records = store.load_devices()
-    for record in records:
-        assert keys.public_pem(record.private_key()) == record.public_key_pem
+    for record in records:  # every stored key whole, of its type, signing as the server checks
+        private = record.private_key()
+        assert keys.key_type_of(private) == record.key_type
+        signature = keys.sign(private, record.device_id.encode())
+        assert keys.verify(
+            keys.load_public(record.public_key_pem), signature, record.device_id.encode()
+        )
     assert len({r.id_data_json() for r in records}) == len(records)
     return len(records)
 
@@ -83,6 +88,7 @@ def test_interrupted_seed_keeps_a_consistent_store_and_resumes(write_fleet, tmp_
         " run the same command again to complete it"
     ]
     assert 200 <= first < COUNT
+    assert identity_index(db) is None
 
     code, _, err = seed_until(fleet, db, log_file, stop_after=first + 200, signum=signal.SIGINT)
     second = check_consistent(db)
@@ -92,6 +98,7 @@ def test_interrupted_seed_keeps_a_consistent_store_and_resumes(write_fleet, tmp_
     code, _, err = seed_until(fleet, db, log_file, stop_after=None, signum=None)
     assert code == 0, err
     assert check_consistent(db) == COUNT
+    assert "CREATE UNIQUE INDEX" in (identity_index(db) or "")
     with SeedStore.open(db) as store:
         ids = store.device_ids()
         assert ids == [f"cars-{i:06d}" for i in range(COUNT)]

@@ -66,8 +66,8 @@ def test_fleet_tab_rows_show_rollout_progress():
 
 def test_records_and_updates_survive_the_wire():
     record = DeviceRecord(
-        "automotive-000001", "automotive", "ed25519", {"vin": "X"}, b"-----PEM-----", "pub",
-        "tcu", "fw-1", {"modem": "Q"}, "accepted", "b", {"rootfs-image.version": "1"},
+        "automotive-000001", "automotive", "ed25519", '{"vin":"X"}', b"-----PEM-----",
+        "tcu", "fw-1", '{"modem":"Q"}', "accepted", "b", {"rootfs-image.version": "1"},
     )  # fmt: skip
     assert wire.record_from_wire(wire.record_to_wire(record)) == record
     update = DeviceStateUpdate(

@@ -17,7 +17,7 @@ from server_testkit import SpecCheck
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
 from mendersim.fleet import keys
-from mendersim.fleet.model import DeviceRecord
+from mendersim.fleet.model import DeviceRecord, compact_json
 from mendersim.server.process import running_server
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,11 @@ def _record() -> DeviceRecord:
         device_id="industrial-000001",
         profile="industrial",
         key_type="ed25519",
-        id_data={"serial": "ACME-TRAFFIC-1"},
+        id_data_text=compact_json({"serial": "ACME-TRAFFIC-1"}),
         private_key_pem=keys.private_pem(key),
-        public_key_pem=keys.public_pem(key),
         device_type="edge-x86",
         artifact_name="edge-os-1.12.0",
-        inventory={"firmware_version": "1.12.0"},
+        inventory_text=compact_json({"firmware_version": "1.12.0"}),
     )
 
 
