@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,38 @@ class DeviceRecord:
     status: str = "new"  # new | pending | accepted | rejected (as the run's server last said)
     partition: str = "a"  # active A/B rootfs partition
     provides: dict[str, str] = field(default_factory=dict)  # artifact_provides beyond the name
+
+    @classmethod
+    def shared(
+        cls,
+        device_id: str,
+        profile: str,
+        key_type: str,
+        id_data_text: str,
+        private_key_pem: bytes,
+        device_type: str,
+        artifact_name: str,
+        inventory_text: str,
+        status: str,
+        partition: str,
+        provides: dict[str, str],
+    ) -> DeviceRecord:
+        """A record as loaders build it: values many devices have in common (profile, types,
+        inventory, state) are one string for all of them, not one per device."""
+        s = sys.intern
+        return cls(
+            device_id,
+            s(profile),
+            s(key_type),
+            id_data_text,
+            private_key_pem,
+            s(device_type),
+            s(artifact_name),
+            s(inventory_text),
+            s(status),
+            s(partition),
+            provides,
+        )
 
     @property
     def id_data(self) -> dict[str, str]:

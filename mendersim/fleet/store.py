@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -259,20 +258,19 @@ class SeedStore:
         sql = f"{_SELECT_DEVICE}{where} ORDER BY group_index, seq LIMIT ? OFFSET ?"
         joined = [server.url, server.tenant] if server is not None else ["", ""]
         params = [*joined, *params, -1 if limit is None else limit, offset]
-        # Values many devices share (profile, device type, inventory...) are stored once.
-        shared = sys.intern
+        shared = DeviceRecord.shared
         return [
-            DeviceRecord(
+            shared(
                 device_id,
-                shared(profile),
-                shared(key_type),
+                profile,
+                key_type,
                 id_data,
                 private_pem,
-                shared(device_type),
-                shared(artifact_name),
-                shared(inventory),
-                shared(status),
-                shared(partition),
+                device_type,
+                artifact_name,
+                inventory,
+                status,
+                partition,
                 {} if provides == "{}" else json.loads(provides),
             )
             for (

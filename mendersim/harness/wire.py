@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from operator import attrgetter
 from typing import Any
 
 from mendersim.fleet.acceptance import ServerKey
@@ -18,16 +19,22 @@ COLLECT = "mendersim:collect"  # {}: stop the devices and send every state updat
 
 CHUNK = 500  # records per message: a few hundred kB with RSA keys
 
+# A record travels as its field values in order: a million of them cost the master seconds as
+# dicts (asdict copies deeply), a fraction of that as tuples.
+_RECORD_FIELDS = [f.name for f in fields(DeviceRecord)]
+_record_values = attrgetter(*_RECORD_FIELDS)
+_PEM = _RECORD_FIELDS.index("private_key_pem")
 
-def record_to_wire(record: DeviceRecord) -> dict[str, Any]:
-    return asdict(record)
+
+def record_to_wire(record: DeviceRecord) -> tuple[Any, ...]:
+    return _record_values(record)
 
 
-def record_from_wire(data: dict[str, Any]) -> DeviceRecord:
-    fields = dict(data)
-    pem = fields["private_key_pem"]
-    fields["private_key_pem"] = pem.encode("ascii") if isinstance(pem, str) else bytes(pem)
-    return DeviceRecord(**fields)
+def record_from_wire(data: list[Any]) -> DeviceRecord:
+    values = list(data)
+    pem = values[_PEM]
+    values[_PEM] = pem.encode("ascii") if isinstance(pem, str) else bytes(pem)
+    return DeviceRecord.shared(*values)
 
 
 def update_to_wire(update: DeviceStateUpdate) -> dict[str, Any]:
