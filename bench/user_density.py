@@ -150,12 +150,12 @@ def main(users: int) -> None:
         results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     base = results["locust-user"]["rss"]
     print(f"users per variant: {users}, medians of {REPEAT} processes each")
-    print(f"{'variant':<14}{'traced B/user':>15}{'RSS B/user':>12}{'RSS / locust-user':>19}")
+    print(f"{'variant':<20}{'traced B/user':>15}{'RSS B/user':>12}{'RSS / locust-user':>19}")
     for variant, figures in results.items():
         if figures["asleep"] < users:
             raise SystemExit(f"{variant}: {figures['asleep']} of {users} users reached their sleep")
         print(
-            f"{variant:<14}{figures['traced']:>15.0f}{figures['rss']:>12.0f}"
+            f"{variant:<20}{figures['traced']:>15.0f}{figures['rss']:>12.0f}"
             f"{figures['rss'] / base:>19.2f}"
         )
 
