@@ -4,7 +4,8 @@
 statistics of every HTTP step and every DEVICE/HARNESS figure (counts, failures by kind,
 Locust's rounded response-time histogram), so the report can draw rates and percentiles per
 interval. At the end: `run.json` (target, options, fleet, outcomes and failure reasons from the
-store, threshold verdicts, the embedded server's status) and `device_stats.csv`, the DEVICE and
+store, threshold verdicts, the embedded server's status, the failed devices' grouped log lines,
+the anomaly ground truth's counts) and `device_stats.csv`, the DEVICE and
 HARNESS rows that are kept out of Locust's `*_stats.csv`. `mendersim report RUN_DIR` rebuilds
 the HTML report from these files alone.
 """

@@ -8,8 +8,11 @@ flat session mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -99,14 +102,18 @@ class Page:
 @contextmanager
 def chromium_page() -> Iterator[Page]:
     """A fresh headless browser (own profile, no background traffic) with one page, listening."""
-    with tempfile.TemporaryDirectory(prefix="mendersim-chromium-") as profile:
+    # the profile may still be written to by a renderer as the browser exits: cleanup is best
+    # effort, the browser's process group is ended first
+    with tempfile.TemporaryDirectory(
+        prefix="mendersim-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--disable-default-apps", "--remote-debugging-port=0",
              "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
         try:
             address = _browser_address(process)
@@ -121,12 +128,19 @@ def chromium_page() -> Iterator[Page]:
             finally:
                 socket.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+            _end_group(process)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the browser and its renderers (their own session), SIGKILL if they linger."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def open_file(page: Page, path: Path) -> None:
