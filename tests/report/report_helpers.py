@@ -3,7 +3,9 @@ browser sees them, and Locust's CSVs."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -81,8 +83,9 @@ CHART_STATE = """[...document.querySelectorAll('div[data-chart]')].map(div => ({
 }))"""
 
 
-def browse(report: Path) -> tuple[list[dict], object]:
-    """Open the report in headless Chromium; the charts as drawn, and what the visit did."""
+def browse(report: Path) -> tuple[list[dict], object, bytes]:
+    """Open the report in headless Chromium; the charts as drawn, what the visit did, and the
+    page printed to PDF as a reader's "Print" gives it."""
     expected = len(parse(report).charts)
     with chromium_page() as page:
         open_file(page, report)
@@ -93,12 +96,13 @@ def browse(report: Path) -> tuple[list[dict], object]:
                 break
             time.sleep(0.2)
         assert len(charts) == expected
-        return charts, page.visit
+        printed = base64.b64decode(page.call("Page.printToPDF", timeout_s=60)["data"])
+        return charts, page.visit, printed
 
 
 def assert_draws(report: Path) -> None:
     """Every chart is drawn with marks, the page logged no error and fetched only itself."""
-    charts, visit = browse(report)
+    charts, visit, printed = browse(report)
     assert charts
     for chart in charts:
         assert chart["svgs"] >= 1 and chart["width"] > 100 and chart["height"] > 100, chart
@@ -106,3 +110,6 @@ def assert_draws(report: Path) -> None:
     assert visit.errors == []
     assert visit.requests == [report.resolve().as_uri()]
     assert visit.failed_requests == []
+    # Printable: a PDF of several pages (the sections break onto pages of their own).
+    assert printed.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", printed)) >= 2
