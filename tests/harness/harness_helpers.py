@@ -7,8 +7,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +82,17 @@ def device_rows(run_dir: Path) -> dict[tuple[str, str], dict[str, str]]:
 def only_requests(rows: dict[tuple[str, str], dict[str, str]]) -> bool:
     """Locust's statistics hold HTTP exchanges only (and their Aggregated row)."""
     return not any(kind in ("DEVICE", "HARNESS") for kind, _ in rows)
+
+
+def wait_for(fetch, done, seconds: float):
+    """Poll `fetch` (an HTTP read; connection errors count as not yet) until `done` holds."""
+    deadline, value = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            value = fetch()
+        except requests.RequestException:
+            value = None
+        if value is not None and done(value):
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"not reached in {seconds} s: {value}")

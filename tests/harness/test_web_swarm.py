@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness_helpers import TIME_SCALE, locust
+from harness_helpers import TIME_SCALE, locust, wait_for
 from recording_proxy import recording_proxy
 
 from mendersim.mender_api.management import ManagementClient
@@ -24,19 +24,6 @@ pytestmark = pytest.mark.integration
 MGMT_TOKEN = "mgmt-6f1d0c2e9a7b4e58"
 INFLUX_TOKEN = "influx-0b7e4c1d93a2f6a1"
 TENANT_TOKEN = "tenant-c3a94f0e1b2d7c65"
-
-
-def _wait_for(fetch, done, seconds: float):
-    deadline, value = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            value = fetch()
-        except requests.RequestException:
-            value = None
-        if value is not None and done(value):
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {seconds} s: {value}")
 
 
 def test_swarm_options_take_effect_and_secrets_stay_off(small_fleet, tmp_path, victoria_metrics):
@@ -78,7 +65,7 @@ def _web_run(small_fleet, tmp_path, base: str, port: int, log: Path, influx_url:
     )  # fmt: skip
     pages: dict[str, str] = {}
     try:
-        page = _wait_for(lambda: requests.get(base, timeout=5).text, bool, 30)
+        page = wait_for(lambda: requests.get(base, timeout=5).text, bool, 30)
         pages["/ (before the swarm)"] = page
         assert "mendersim_scenario" in page  # editable
         assert "mendersim_db" not in page  # fixed for the process: not offered
@@ -91,7 +78,7 @@ def _web_run(small_fleet, tmp_path, base: str, port: int, log: Path, influx_url:
         }  # fmt: skip
         answer = requests.post(f"{base}/swarm", data=form, timeout=10).json()
         assert answer["success"], answer
-        fleet = _wait_for(
+        fleet = wait_for(
             lambda: requests.get(f"{base}/mendersim/fleet", timeout=5).json(),
             lambda f: f["rollout_finished_s"] is not None,
             60,
@@ -104,7 +91,7 @@ def _web_run(small_fleet, tmp_path, base: str, port: int, log: Path, influx_url:
             f"{base}/mendersim/rollout", data={"share": "0.25", "artifact_size": "2048"}, timeout=10
         ).json()
         assert answer["success"], answer
-        _wait_for(
+        wait_for(
             lambda: requests.get(f"{base}/mendersim/fleet", timeout=5).json(),
             lambda f: f["rollout_targets"] == 5 and f["rollout_finished_s"] is not None,
             60,
@@ -163,7 +150,7 @@ def _serve(port: int, token_file: Path, log: Path) -> subprocess.Popen:
             [*command, "--mgmt-token-file", str(token_file)],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
-    _wait_for(
+    wait_for(
         lambda: requests.get(f"http://127.0.0.1:{port}/_mendersim/health", timeout=2).ok, bool, 30
     )
     return server
@@ -187,10 +174,10 @@ def test_roll_out_with_a_typed_token_on_a_server_of_its_own(small_fleet, tmp_pat
         "--html", str(folder / "report.html"), log=log,
     )  # fmt: skip
     try:
-        _wait_for(lambda: requests.get(base, timeout=5).text, bool, 30)
+        wait_for(lambda: requests.get(base, timeout=5).text, bool, 30)
         form = {"user_count": "10", "spawn_rate": "10", "host": ""}
         assert requests.post(f"{base}/swarm", data=form, timeout=10).json()["success"]
-        _wait_for(
+        wait_for(
             lambda: requests.get(f"{base}/mendersim/fleet", timeout=5).json(),
             lambda f: f["devices_by_status"].get("accepted") == 10,
             30,
@@ -210,7 +197,7 @@ def test_roll_out_with_a_typed_token_on_a_server_of_its_own(small_fleet, tmp_pat
         typed = {"share": 0.5, "artifact_size": 2048, "token": SERVE_TOKEN}
         answer = requests.post(rollout, json=typed, timeout=30).json()
         assert answer["success"], answer
-        _wait_for(
+        wait_for(
             lambda: requests.get(f"{base}/mendersim/fleet", timeout=5).json(),
             lambda f: f["rollout_targets"] == 5 and f["rollout_finished_s"] is not None,
             60,

@@ -8,7 +8,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,25 +16,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
-from harness_helpers import TIME_SCALE, locust, seed
+from harness_helpers import TIME_SCALE, locust, seed, wait_for
 
 from mendersim.server.process import free_port
 
 pytestmark = pytest.mark.integration
 DEVICES = 10
-
-
-def _wait_for(fetch, done, seconds: float):
-    deadline, value = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            value = fetch()
-        except requests.RequestException:
-            value = None
-        if value is not None and done(value):
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {seconds} s: {value}")
 
 
 def _command_entry(base: str) -> dict | None:
@@ -68,7 +54,7 @@ def test_fleet_tab_command_reaches_the_share_and_its_round_trips_are_statistics(
         log=log,
     )  # fmt: skip
     try:
-        _wait_for(lambda: requests.get(base, timeout=5).text, bool, 60)
+        wait_for(lambda: requests.get(base, timeout=5).text, bool, 60)
         form = requests.get(f"{base}/mendersim/command", timeout=5).text
         assert all(f"<option>{c}</option>" in form for c in ("reboot", "ping", "set-config"))
         refused = requests.post(f"{base}/mendersim/command", data={"share": "0.5"}, timeout=5)
@@ -79,7 +65,7 @@ def test_fleet_tab_command_reaches_the_share_and_its_round_trips_are_statistics(
         ).json()  # fmt: skip
         assert answer["success"], answer
         # the commander learns the fleet from the devices' retained births
-        _wait_for(
+        wait_for(
             lambda: requests.post(
                 f"{base}/mendersim/command", data={"command": "ping", "share": "1"}, timeout=5
             ).json(),
@@ -96,7 +82,7 @@ def test_fleet_tab_command_reaches_the_share_and_its_round_trips_are_statistics(
             timeout=5,
         ).json()
         assert answer["success"], answer
-        entry = _wait_for(
+        entry = wait_for(
             lambda: _command_entry(base), lambda e: e and e["num_requests"] >= 2 * DEVICES, 30
         )
         assert entry["num_failures"] == 0
