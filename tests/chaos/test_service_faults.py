@@ -57,6 +57,7 @@ def test_server_killed_and_restarted_with_then_without_its_db(tmp_path):
             first_kill = time.time()
             time.sleep(1.5)
             srv.start()  # with --db: devices, tokens and deployments are back at once
+            restarted = time.time()
             assert srv.status()["devices"]["accepted"] == DEVICES
             time.sleep(4)
             srv.kill()
@@ -71,9 +72,12 @@ def test_server_killed_and_restarted_with_then_without_its_db(tmp_path):
     # what the server with its --db recorded before the second kill is all in the store
     result = compare(srv.db, db, second_kill)
     assert result.before_cutoff >= DEVICES and result.missing_before_cutoff == 0, result
-    # A finished deployment is answered only once it is committed: none is handed out again.
+    # A finished deployment is answered only once it is committed, so the server never hands
+    # out again what it took. What it could not take is another matter: a device whose report
+    # was cut by the kill, or met no server until the restart, gives up on it as the client
+    # does and is handed the deployment again. Only those may repeat.
     repeats = first_finish_of_repeats(db)
-    assert repeats == [], (first_kill, repeats)
+    assert all(first_kill - 1.0 < t <= restarted for t in repeats), (first_kill, restarted, repeats)
     assert locust_count(prefix, "auth") >= 2 * DEVICES  # once at start, again after the wipe
     print(
         f"server kills at +0 s and +{second_kill - first_kill:.1f} s: {result}; "
