@@ -59,6 +59,7 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 # steps_locustfile.py: one auth per poll, one "deployment duration" every fifth poll, and every
 # user finishes its polls long before the runs end.
 POLLS_PER_DEPLOYMENT = 5
+MAX_POLLS = 30  # the locustfile's STEPS_MAX_POLLS default
 
 
 def locust_totals(csv_prefix: Path) -> dict[tuple[str, str], tuple[int, int]]:
@@ -74,6 +75,13 @@ def locust_totals(csv_prefix: Path) -> dict[tuple[str, str], tuple[int, int]]:
     polls = totals[("auth", "POST")][0]
     totals[("deployment duration", "DEVICE")] = (polls // POLLS_PER_DEPLOYMENT, 0)
     return totals
+
+
+def _csv_polls(csv_prefix: Path) -> int:
+    try:
+        return locust_totals(csv_prefix)[("auth", "POST")][0]
+    except (OSError, KeyError):  # not written yet
+        return 0
 
 
 def export(vm: str, selector: str) -> list[dict]:
@@ -260,7 +268,13 @@ def test_sigterm_flushes_the_last_interval(vm, tmp_path):
         "--influx-run-id",
         "sigterm-1",
     )
-    time.sleep(4)  # the users have done their polls; Locust's CSV holds the totals
+    # SIGTERM once every user has done its polls and Locust's CSV (rewritten every second, and
+    # late on a loaded machine) holds the totals; well inside the 30 s interval, so only the
+    # flush at SIGTERM writes points.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _csv_polls(tmp_path / "run") < 4 * MAX_POLLS:
+        time.sleep(0.5)
+    time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     code, output = finish(process)
     assert code == 1, output  # Locust's own verdict on the failed requests
