@@ -328,14 +328,20 @@ class Harness:
             # Devices are stopped now; one more worker report carries their last requests,
             # which Locust's quit (0.5 s for final reports) would otherwise often miss.
             gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
-        else:  # the final figures, while the stopped devices are still counted
+        else:
+            # The final figures, while the stopped devices are still counted: the periodic
+            # report ends first, or its next tick would count only the devices still running.
+            self._stop_local_reports()
             self.view.update("local", process_report(self.pool, self.environment))
 
     def _on_test_stop(self, **_: Any) -> None:
+        self._stop_local_reports()
+        self.coordinator.write_pending()
+
+    def _stop_local_reports(self) -> None:
         if self._reporter is not None:
             self._reporter.kill(block=False)
             self._reporter = None
-        self.coordinator.write_pending()
 
     def _on_quitting(self, **_: Any) -> None:
         """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report."""
