@@ -319,7 +319,13 @@ def test_store_and_forward_while_offline(tmp_path, fault):
     # the buffer went out in order: per topic without gaps, all of it after what was dropped
     flushed = [(k, b) for k, b in new[:report_at]]
     times = [_t(k, b) for k, b in flushed]
-    assert len(flushed) >= 40 and times == sorted(times)
+    assert len(flushed) >= 40
+    # MQTT keeps order within a topic only: a message in flight when the link went down is sent
+    # again after the reconnect and may arrive after a later one of another topic.
+    by_topic: dict[tuple, list[float]] = {}
+    for kind, body in flushed:
+        by_topic.setdefault(_topic(kind, body), []).append(_t(kind, body))
+    assert all(seen == sorted(seen) for seen in by_topic.values()), by_topic
     assert min(t for t in times if t > report["first"]) >= report["last"]
     per_topic: dict[tuple, list[int]] = {}
     for kind, body in old + new:
