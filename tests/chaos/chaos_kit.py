@@ -61,13 +61,13 @@ def run_args(db: Path, users: int, seconds: float, host: str | None) -> list[str
 
 
 def master(
-    db: Path, users: int, seconds: float, host: str, log: Path
+    db: Path, users: int, seconds: float, host: str, log: Path, *, workers: int = 1
 ) -> tuple[subprocess.Popen, str]:
-    """A headless Locust master waiting for one worker; returns it and its port."""
+    """A headless Locust master waiting for `workers` workers; returns it and its port."""
     port = str(free_port())
     process = locust(
         "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-        "--expect-workers", "1", *run_args(db, users, seconds, host), log=log,
+        "--expect-workers", str(workers), *run_args(db, users, seconds, host), log=log,
     )  # fmt: skip
     return process, port
 

@@ -4,6 +4,7 @@ finished at least 2 s before the kill is in the store, none twice, and a restart
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -17,39 +18,60 @@ DEVICES = 30
 
 
 def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
+    """Two workers, as the shipped manifests run them: Locust stops a run whose last worker goes
+    missing (DECISIONS.md), so a lost worker leaves the other running. The restarted worker
+    takes its name back once the master has given up on the dead process, and with it the
+    devices it had."""
     db = seed(tmp_path, DEVICES)
+    master_log = tmp_path / "master.log"
     with server(tmp_path) as srv:
-        run, port = master(db, DEVICES, 90, srv.url, tmp_path / "master.log")
-        worker_args = ("--worker", "--master-port", port, "--mendersim-worker-id", "w1")
-        worker = locust(*worker_args, log=tmp_path / "worker.log")
-        processes = [run, worker]
+        run, port = master(db, DEVICES, 120, srv.url, master_log, workers=2)
+        w1_args = ("--worker", "--master-port", port, "--mendersim-worker-id", "w1")
+        w1 = locust(*w1_args, log=tmp_path / "worker.log")
+        w2 = locust("--worker", "--master-port", port, "--mendersim-worker-id", "w2",
+                    log=tmp_path / "w2.log")  # fmt: skip
+        processes = [run, w1, w2]
         with deploying(srv, tmp_path, DEVICES, processes):
             time.sleep(6)
             killed_at = time.time()
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
+            w1.send_signal(signal.SIGKILL)
+            w1.wait(10)
             time.sleep(1.5)  # the master writes within a second of receiving
             at_kill = compare(srv.db, db, killed_at)
-            again = locust(*worker_args, log=tmp_path / "worker2.log")
+            wait_for_line(master_log, "failed to send heartbeat, setting state to missing", 30)
+            leases_before = master_log.read_text().count("worker w1: ")
+            again = locust(*w1_args, log=tmp_path / "worker2.log")
             processes.append(again)
-            deadline = time.monotonic() + 45  # a busy machine starts the new worker slowly
+            deadline = time.monotonic() + 60  # a busy machine starts the new worker slowly
             while compare(srv.db, db, None).server_finished < at_kill.server_finished + DEVICES:
-                assert time.monotonic() < deadline, "the restarted worker finished nothing"
+                assert time.monotonic() < deadline, "the run finished nothing after the restart"
                 time.sleep(0.5)
             run.send_signal(signal.SIGTERM)  # a clean stop: the run's final state is collected
-            code = wait_exit(run, 60, tmp_path / "master.log")
+            code = wait_exit(run, 60, master_log)
             wait_exit(again, 30, tmp_path / "worker2.log")
+            wait_exit(w2, 30, tmp_path / "w2.log")
         srv.stop()
         final = compare(srv.db, db, None)
-    console = (tmp_path / "master.log").read_text()
+    console = master_log.read_text()
+    leases = re.findall(r"worker w1: (\d+) more devices, (\d+) leased", console)
+    assert len(leases) > leases_before, console[-3000:]  # the restarted worker asked for devices
+    first, back = leases[0], leases[leases_before]
+    assert back == (first[0], first[0]), leases  # ... and got exactly the ones it had
+    assert "in use by another worker" not in console
     assert at_kill.before_cutoff >= DEVICES, at_kill  # deployments did finish before the kill
     assert at_kill.missing_before_cutoff == 0, at_kill
     assert final.repeated == 0, final
-    # the restarted worker simulated the same devices and went on finishing deployments
     assert final.server_finished > at_kill.server_finished, (at_kill, final)
     assert final.missing_before_cutoff <= at_kill.lost_in_window, (at_kill, final)
     assert code in (0, 1), console[-3000:]
     print(f"worker SIGKILL: {at_kill}; after the run: {final}")
+
+
+def wait_for_line(log, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{log.name} never said {text!r}"
+        time.sleep(0.2)
 
 
 def test_master_sigkill_then_a_new_run_neither_repeats_nor_loses(tmp_path):
