@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
+from gevent.queue import Queue
 
 from mendersim.fleet import acceptance
 from mendersim.fleet.acceptance import ServerKey
@@ -56,6 +57,10 @@ class Coordinator:
         self._key_of: dict[str, str] = {}  # Locust client id → lease key
         self._awaiting_final: set[str] = set()
         self._all_final = Event()
+        # Leases are served one at a time by their own greenlet, which yields between chunks:
+        # the message loop that receives them also receives the workers' heartbeats.
+        self._leases: Queue = Queue()
+        self._leaser = gevent.spawn(self._serve_leases)
 
     def reconfigure(self, options: HarnessOptions) -> None:
         """Options of a new swarm: a changed profile filter shares out another fleet."""
@@ -136,7 +141,11 @@ class Coordinator:
     # -- messages ------------------------------------------------------------------------------
 
     def on_lease(self, environment: Any, msg: Any) -> None:
-        self._lease(msg.node_id, msg.data, time.monotonic() + LEASE_PATIENCE_S)
+        self._leases.put((msg.node_id, msg.data, time.monotonic() + LEASE_PATIENCE_S))
+
+    def _serve_leases(self) -> None:
+        while True:
+            self._lease(*self._leases.get())
 
     def on_return(self, environment: Any, msg: Any) -> None:
         key = self._key_of.get(msg.node_id)
@@ -150,9 +159,8 @@ class Coordinator:
             wanted = self.book.lease(key, int(request["more"]), live, restart=request["restart"])
         except NotEnoughDevices as exc:
             if time.monotonic() < deadline:  # users moving between workers bring devices back
-                gevent.spawn_later(
-                    0.5, self._lease, client, {**request, "restart": False}, deadline
-                )
+                retry = (client, {**request, "restart": False}, deadline)
+                gevent.spawn_later(0.5, self._leases.put, retry)
                 return
             self._send(client, {"records": [], "error": str(exc), "last": True})
             self._on_refused(str(exc))
@@ -175,6 +183,7 @@ class Coordinator:
                 data["profiles"] = self._profiles
                 first = False
             self._send(client, data)
+            gevent.sleep(0)
 
     def on_states(self, environment: Any, msg: Any) -> None:
         updates = [wire.update_from_wire(item) for item in msg.data["updates"]]
@@ -209,7 +218,8 @@ class Coordinator:
         self.write_pending()
 
     def finish(self) -> None:
-        """Stop the writer after its final write (the store stays open)."""
+        """Stop serving leases and the writer after its final write (the store stays open)."""
+        self._leaser.kill(block=False)
         self.writer.stop()
 
     # -- internals -----------------------------------------------------------------------------

@@ -57,6 +57,12 @@ def idle_timeout(engine: dict[str, Any]) -> float:
     return float(engine["idle_timeout"]) * float(engine["time_scale"])
 
 
+def _yield_every(done: int, every: int = 2000) -> None:
+    """Let the hub run (Locust's heartbeat among it) during a loop over every device."""
+    if done % every == 0:
+        gevent.sleep(0)
+
+
 class LeaseRefused(MendersimError):
     """The master could not give this worker the devices its users need."""
 
@@ -160,13 +166,15 @@ class DevicePool:
 
         Requests on the wire are waited for (bounded): a final status the server takes in the
         last moment must reach the device's history before the state is taken."""
-        for device in self._records:
+        for done, device in enumerate(list(self._records), 1):
             device.stop()
+            _yield_every(done)
         deadline = time.monotonic() + IN_FLIGHT_GRACE_S
         while IN_FLIGHT.count and time.monotonic() < deadline:
             gevent.sleep(0.02)
-        for device, record in list(self._records.items()):
+        for done, (device, record) in enumerate(list(self._records.items()), 1):
             self._take_update(device, record)
+            _yield_every(done)
         if self.telemetry is not None:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
@@ -189,6 +197,8 @@ class DevicePool:
                 wire.STATES,
                 {"updates": [wire.update_to_wire(u) for u in chunk], "final": final and last},
             )
+            if final:  # a worker's whole fleet: Locust's heartbeats go out between chunks
+                gevent.sleep(0)
 
     def start_flushing(self) -> None:
         if self._flusher is None or self._flusher.dead:
