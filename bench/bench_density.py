@@ -4,7 +4,10 @@ One standalone Locust process (fresh connections, production timing: polls every
 spread over one poll interval) runs every device of a seeded fleet against the embedded server,
 each pinned to its own core. Once every user is spawned, the benchmark samples the process's RSS
 and the harness's own scheduler-lag p99 (from the Fleet JSON of the web UI) for a while, then
-stops the run with SIGTERM. Targets: RSS <= 2 GB and lag p99 <= 1 s at 100,000 devices.
+stops the run with SIGTERM. Targets: RSS <= 2 GB and lag p99 <= 1 s at 100,000 devices; at
+any size (issue 15, item 1) lag p99 <= 1 s while spawning too, no worker reported missing, the
+web UI's Fleet JSON and page answering in under 1 s with every device counted, and SIGTERM ending
+every process of the run within 15 s with the store holding what the server accepted.
 
 Memory per device is the growth of every process of the run (Locust and its children) from the
 first sample to the last, divided by the devices spawned in between: the process's own start-up
@@ -22,6 +25,7 @@ import argparse
 import contextlib
 import shutil
 import signal
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +34,7 @@ import psutil
 import requests
 from fleet_bench import SERVER_CPU, locust, pin, seeded_fleet
 
+from mendersim.fleet.acceptance import ServerKey
 from mendersim.server.process import free_port, running_server
 
 
@@ -107,8 +112,10 @@ def run_once(args, source: Path, pacing: str) -> dict:
                 figures = sample(run, port, args)
             finally:
                 stopped_at = time.strftime("%Y-%m-%d %H:%M:%S")
-                run.send_signal(signal.SIGTERM)
-                run.wait(timeout=120)
+                figures_exit = stop(run)
+            figures.update(figures_exit)
+            figures["server_accepted"] = server.management().count_devices("accepted")
+            figures["store_accepted"] = store_accepted(db, server.url)
             text = log.read_text(errors="replace")
             missing = [line for line in text.splitlines() if "setting state to missing" in line]
             # Locust's lines start "[YYYY-mm-dd HH:MM:SS,mmm]": running, or stopping after SIGTERM
@@ -121,18 +128,51 @@ def run_once(args, source: Path, pacing: str) -> dict:
     return figures
 
 
+def stop(run) -> dict:
+    """SIGTERM the run; seconds until every process of it (workers, children) is gone."""
+    processes = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+    started = time.monotonic()
+    run.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=120)
+    for process in alive:
+        process.kill()
+    run.wait(timeout=10)
+    return {"exit_s": time.monotonic() - started, "left_alive": len(alive)}
+
+
+def store_accepted(db: Path, url: str) -> int:
+    """Devices the store, written at the end of the run, says this server accepted."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM acceptance WHERE server = ? AND status = 'accepted'",
+            (ServerKey.of(url).url,),
+        ).fetchone()
+    return count
+
+
+def timed_get(url: str) -> tuple[float, requests.Response]:
+    started = time.monotonic()
+    answer = requests.get(url, timeout=30)
+    return time.monotonic() - started, answer
+
+
 def sample(run, port: int, args) -> dict:
     process = psutil.Process(run.pid)
     started = time.monotonic()
     deadline = started + args.max_seconds
     spawned_at = None
     rss, lag, ramp_lag, fleet, first = [], [], [], {}, None
+    answers: list[float] = []  # seconds the master's web UI took: Fleet JSON, then its page
+    counts: list[tuple[int, int]] = []  # users, devices counted by status, once spawned
     while time.monotonic() < deadline and run.poll() is None:
         time.sleep(3)
         try:
-            fleet = requests.get(f"http://127.0.0.1:{port}/mendersim/fleet", timeout=10).json()
+            took, answer = timed_get(f"http://127.0.0.1:{port}/mendersim/fleet")
+            fleet = answer.json()
+            page_took, _ = timed_get(f"http://127.0.0.1:{port}/")
         except requests.RequestException:
             continue
+        answers += [took, page_took]
         if first is None:
             first = (fleet["users"], total_rss(process))
         if args.trace:
@@ -151,6 +191,7 @@ def sample(run, port: int, args) -> dict:
         if spawned_at is not None and time.monotonic() - spawned_at > 6:  # a full report later
             rss.append(total_rss(process))
             lag.append(fleet["scheduler_lag_p99_s"])
+            counts.append((fleet["users"], sum(fleet["devices_by_status"].values())))
             if time.monotonic() - spawned_at >= args.settle:
                 break
     if not rss:
@@ -162,6 +203,8 @@ def sample(run, port: int, args) -> dict:
         "fleet": fleet,
         "spawn_s": spawned_at - started,
         "first": first,
+        "answers": answers,
+        "counts": counts,
     }
 
 
@@ -200,7 +243,31 @@ def report(args, figures: dict) -> None:
     print(f"saturation warnings on the console: {figures['saturated']}")
     for line in figures["paced"]:
         print(f"  {line.strip()}")
-    print("PASS" if rss_gb <= 2 and lag <= 1 else "FAIL")
+    answers = sorted(figures["answers"])
+    print(
+        f"web UI answers (Fleet JSON and page), {len(answers)}: max {answers[-1]:.3f} s, "
+        f"p95 {answers[int(0.95 * (len(answers) - 1))]:.3f} s (target < 1 s)"
+    )
+    wrong = [c for c in figures["counts"] if c != (args.devices, args.devices)]
+    print(f"Fleet JSON samples counting other than {args.devices} users and devices: {wrong}")
+    print(
+        f"SIGTERM to the last process gone: {figures['exit_s']:.1f} s (target <= 15 s), "
+        f"left alive: {figures['left_alive']}"
+    )
+    print(
+        f"accepted, server / store after the run: {figures['server_accepted']} / "
+        f"{figures['store_accepted']}"
+    )
+    met = (
+        max(figures["rss"]) <= 20_000 * args.devices  # 2 GB per 100,000 devices (issue 5)
+        and max(lag, max(figures["ramp_lag"])) <= 1
+        and not figures["missing"]
+        and not figures["missing_stopping"]
+        and answers[-1] < 1
+        and not wrong
+        and figures["exit_s"] <= 15
+    )
+    print("PASS" if met else "FAIL")
 
 
 if __name__ == "__main__":
