@@ -43,8 +43,16 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
             again = locust(*w1_args, log=tmp_path / "worker2.log")
             processes.append(again)
             deadline = time.monotonic() + 60  # a busy machine starts the new worker slowly
-            while compare(srv.db, db, None).server_finished < at_kill.server_finished + DEVICES:
+            while master_log.read_text().count("worker w1: ") == leases_before:
+                assert time.monotonic() < deadline, "the restarted worker was given no devices"
+                time.sleep(0.5)
+            restarted_at = compare(srv.db, db, None).server_finished
+            while compare(srv.db, db, None).server_finished < restarted_at + DEVICES:
                 assert time.monotonic() < deadline, "the run finished nothing after the restart"
+                time.sleep(0.5)
+            # the restarted worker's own devices took part
+            while "deployment" not in simulated(tmp_path / "worker2.log"):
+                assert time.monotonic() < deadline, "the restarted worker's devices did nothing"
                 time.sleep(0.5)
             run.send_signal(signal.SIGTERM)  # a clean stop: the run's final state is collected
             code = wait_exit(run, 60, master_log)
@@ -65,6 +73,12 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
     assert final.missing_before_cutoff <= at_kill.lost_in_window, (at_kill, final)
     assert code in (0, 1), console[-3000:]
     print(f"worker SIGKILL: {at_kill}; after the run: {final}")
+
+
+def simulated(log) -> str:
+    """What the process whose console is `log` wrote to its simulator log."""
+    path = log.with_suffix(".simulator.log")
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def wait_for_line(log, text: str, timeout: float) -> None:
