@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="Locust --processes (workers)")
     parser.add_argument("--trace", action="store_true", help="print every sample")
     parser.add_argument(
+        "--share-cores",
+        action="store_true",
+        help="let the load generator's processes use every core (the server stays pinned)",
+    )
+    parser.add_argument(
         "--compare-pacing",
         action="store_true",
         help="run twice, start pacing off then adaptive, and compare their scheduler lag",
@@ -107,6 +112,7 @@ def run_once(args, source: Path, pacing: str) -> dict:
                     *workers,
                 ],
                 log,
+                pinned=not args.share_cores,
             )
             try:
                 figures = sample(run, port, args)

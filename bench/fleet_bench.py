@@ -66,8 +66,10 @@ def headless(users: int, seconds: int, host: str) -> list[str]:
     return ["--headless", "-u", u, "-r", u, "-t", f"{seconds}s", "--host", host, "--only-summary"]
 
 
-def locust(args: list[str], log: Path, *, locustfile: Path = LOCUSTFILE) -> subprocess.Popen:
-    """A Locust process pinned to the load generator's core."""
+def locust(
+    args: list[str], log: Path, *, locustfile: Path = LOCUSTFILE, pinned: bool = True
+) -> subprocess.Popen:
+    """A Locust process pinned to the load generator's core (`pinned`), else on any core."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(locustfile), *args],
@@ -75,7 +77,8 @@ def locust(args: list[str], log: Path, *, locustfile: Path = LOCUSTFILE) -> subp
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-    pin(process.pid, LOAD_CPU)
+    if pinned:
+        pin(process.pid, LOAD_CPU)
     return process
 
 

@@ -28,6 +28,7 @@ from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import (
     embedded,
+    heartbeat,
     lifetime,
     measures,
     mqtt_options,
@@ -123,6 +124,7 @@ class Harness:
             if isinstance(self.runner, WorkerRunner):
                 events.report_to_master.add_listener(self._on_report_to_master)
                 lifetime.watch_master(self.runner)
+                heartbeat.start(self.runner)
                 events.quitting.add_listener(lifetime.exit_within_grace)
         if self.coordinates:
             self._start_coordinating()
