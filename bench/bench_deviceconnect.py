@@ -34,8 +34,8 @@ from mendersim.device.behaviour import Behaviour  # noqa: E402
 from mendersim.device.deviceconnect import DeviceConnect  # noqa: E402
 from mendersim.device.engine import Device, EngineConfig  # noqa: E402
 from mendersim.fleet.store import SeedStore  # noqa: E402
-from mendersim.harness.clock import GeventClock, LagHistogram  # noqa: E402
-from mendersim.harness.transport import GeventTransport  # noqa: E402
+from mendersim.harness.worker.clock import GeventClock, LagHistogram  # noqa: E402
+from mendersim.harness.worker.transport import GeventTransport  # noqa: E402
 from mendersim.server.process import running_server  # noqa: E402
 
 OPEN_PER_SECOND = 1000  # links opened at this pace, not all in one burst

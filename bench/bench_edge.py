@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "telemetr
 from mqtt_broker import running_broker  # noqa: E402
 
 from mendersim.fleet.profiles import load_profile  # noqa: E402
-from mendersim.harness.clock import GeventClock, LagHistogram, percentile_s  # noqa: E402
+from mendersim.harness.worker.clock import GeventClock, LagHistogram, percentile_s  # noqa: E402
 from mendersim.paths import profiles_root  # noqa: E402
 from mendersim.telemetry import spec as telemetry_spec  # noqa: E402
 from mendersim.telemetry.gateway import Gateway, child_id  # noqa: E402

@@ -30,7 +30,7 @@ from pathlib import Path
 from fleet_bench import headless
 from locust import FastHttpUser, User, events, task
 
-from mendersim.harness import influx
+from mendersim.harness.reporting import influx
 
 influx.setup(events)
 

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "telemetry"))
 from mqtt_broker import running_broker  # noqa: E402
 
-from mendersim.harness.clock import GeventClock, LagHistogram, percentile_s  # noqa: E402
+from mendersim.harness.worker.clock import GeventClock, LagHistogram, percentile_s  # noqa: E402
 from mendersim.telemetry import payload  # noqa: E402
 from mendersim.telemetry import spec as telemetry_spec  # noqa: E402
 from mendersim.telemetry.commander import COMMAND, Commander, CommandPlan  # noqa: E402

@@ -98,8 +98,8 @@ def _device_users(environment, users: int, variant: str):
     from mendersim.device.behaviour import Behaviour
     from mendersim.device.engine import Device, EngineConfig
     from mendersim.fleet import keys
-    from mendersim.harness.clock import GeventClock, LagHistogram
-    from mendersim.harness.user import DeviceUser, lean_greenlets
+    from mendersim.harness.worker.clock import GeventClock, LagHistogram
+    from mendersim.harness.worker.user import DeviceUser, lean_greenlets
 
     class TaskSetDeviceUser(DeviceUser):
         run = User.run

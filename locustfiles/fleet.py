@@ -6,8 +6,9 @@ Locust's `--help` cannot list this file's options (it prints before loading it):
 
 from locust import events
 
-from mendersim.harness import console, influx, plugin, thresholds
-from mendersim.harness.user import DeviceUser
+from mendersim.harness import plugin
+from mendersim.harness.reporting import console, influx, thresholds
+from mendersim.harness.worker.user import DeviceUser
 
 # Order matters: Locust calls `quitting` listeners last-registered first, so the harness (set up
 # last) stops the devices and writes the store and reports before InfluxDB's final flush and

@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "mendersim.server.commands",
     "mendersim.artifact.commands",
     "mendersim.mender_api.preauthorize",
-    "mendersim.harness.optionlist",
+    "mendersim.harness.config.optionlist",
     "mendersim.report.commands",
 )
 

@@ -26,29 +26,23 @@ from locust.runners import (
 
 from mendersim.errors import ERROR_PREFIX, ConfigError, MendersimError
 from mendersim.fleet.store import SeedStore
-from mendersim.harness import (
-    embedded,
-    heartbeat,
-    lifetime,
-    measures,
-    mqtt_options,
-    options,
-    recorder,
-    user,
-    webui,
-    wire,
-)
-from mendersim.harness.acceptance import AcceptanceWatch, default_timeout
-from mendersim.harness.coordinator import Coordinator
-from mendersim.harness.fleetview import FleetView, process_report
-from mendersim.harness.leases import NotEnoughDevices
-from mendersim.harness.options import HarnessOptions
-from mendersim.harness.pacing import Admission
-from mendersim.harness.pool import DevicePool
-from mendersim.harness.recorder import Recorder
-from mendersim.harness.rollout import Rollout, RolloutPlan, check_access
-from mendersim.harness.storewriter import STORE_BEHIND_EXIT
-from mendersim.harness.thresholds import load_rules
+from mendersim.harness import wire
+from mendersim.harness.config import mqtt_options, options
+from mendersim.harness.config.options import HarnessOptions
+from mendersim.harness.coordination import embedded
+from mendersim.harness.coordination.acceptance import AcceptanceWatch, default_timeout
+from mendersim.harness.coordination.coordinator import Coordinator
+from mendersim.harness.coordination.fleetview import FleetView, process_report
+from mendersim.harness.coordination.leases import NotEnoughDevices
+from mendersim.harness.coordination.rollout import Rollout, RolloutPlan, check_access
+from mendersim.harness.coordination.storewriter import STORE_BEHIND_EXIT
+from mendersim.harness.reporting import measures, recorder, webui
+from mendersim.harness.reporting.recorder import Recorder
+from mendersim.harness.reporting.thresholds import load_rules
+from mendersim.harness.worker import heartbeat, lifetime, user
+from mendersim.harness.worker.pacing import Admission
+from mendersim.harness.worker.pool import DevicePool
+from mendersim.harness.worker.usercount import count_by_group_length
 from mendersim.logsetup import configure_from
 from mendersim.report.markdown import key_figures
 from mendersim.telemetry.commands import COMMANDS
@@ -114,6 +108,7 @@ class Harness:
         self._log_to(None)
         if self.simulates:
             key = self.options.worker_id or getattr(self.runner, "client_id", "local")
+            count_by_group_length(self.runner)  # before the first spawn
             self.pool = DevicePool(self.environment, key)
             self.environment.mendersim_pool = self.pool
             self.environment.mendersim_admission = None

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def known_identities(management: ManagementClient) -> set[str]:
     """Identity keys (sorted, compact) of every device the server holds, in any status."""
-    from mendersim.harness.rollout import identity_key
+    from mendersim.harness.coordination.rollout import identity_key
 
     known: set[str] = set()
     page = 1

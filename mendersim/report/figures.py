@@ -1,4 +1,5 @@
-"""The run report's figures, computed from the run folder alone (harness/recorder.py wrote it).
+"""The run report's figures, computed from the run folder alone (as the harness's recorder
+wrote it).
 
 Everything is derived from cumulative samples, so the report rebuilt later from the same folder
 shows the same numbers. Percentiles come from Locust's rounded histograms, as in Locust's CSVs.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
 from mendersim.report.results import HEADER, RuleResult, overall, rows
 
 MARKS = {True: "✅", False: "❌"}

@@ -22,7 +22,7 @@ import gevent
 import paho.mqtt.client as mqtt
 
 from mendersim.device import decide
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
 from mendersim.telemetry.session import MQTT, MqttError
 from mendersim.telemetry.settings import MqttSettings

@@ -18,7 +18,7 @@ from typing import Any
 
 import gevent
 
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 
 COMMANDS = ("ping", "set-config", "run-diagnostics", "reboot")
 DELIVERY = "mqtt command delivery"

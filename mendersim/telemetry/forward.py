@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import gevent
 
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 from mendersim.telemetry.session import MQTT, MqttError, Session
 
 LATENCY = "edge latency"

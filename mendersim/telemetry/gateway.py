@@ -34,7 +34,7 @@ from typing import Any
 import gevent
 
 from mendersim.device import decide
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 from mendersim.telemetry import payload
 from mendersim.telemetry.anomalies import Anomaly
 from mendersim.telemetry.edge_rules import Alert, SensorRules

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def hub_for(environment: Any, key: str, *, shared_truth: bool) -> TelemetryHub | None:
     """The process's hub when the run names a broker; a worker writes its own truth file."""
-    from mendersim.harness.mqtt_options import settings_from
+    from mendersim.harness.config.mqtt_options import settings_from
 
     settings = settings_from(environment.parsed_options)
     if settings is None:

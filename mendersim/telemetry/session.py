@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mendersim.device import decide
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
 from mendersim.telemetry.settings import MqttSettings
 

@@ -9,7 +9,7 @@ import pytest
 from chaos_kit import compare, deploying, locust, run_args, seed, server, wait_exit
 from fullfs import fill, small_tmpfs
 
-from mendersim.harness.storewriter import STORE_BEHIND_EXIT, side_file
+from mendersim.harness.coordination.storewriter import STORE_BEHIND_EXIT, side_file
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from fullfs import fill, small_tmpfs
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.model import DeploymentRecord, DeviceStateUpdate
 from mendersim.fleet.store import SeedStore
-from mendersim.harness.storewriter import StoreWriter, side_file, spare_file
+from mendersim.harness.coordination.storewriter import StoreWriter, side_file, spare_file
 
 pytestmark = pytest.mark.integration
 

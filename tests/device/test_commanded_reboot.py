@@ -8,7 +8,7 @@ from device_fakes import FakeMender, Recorder, make_record, profile
 
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.engine import Device, EngineConfig
-from mendersim.harness.clock import GeventClock, LagHistogram
+from mendersim.harness.worker.clock import GeventClock, LagHistogram
 
 SCALE = 0.001  # a 60 s poll interval takes 60 ms, a 600 s reboot 0.6 s
 

@@ -65,7 +65,9 @@ def test_run_level_news_reaches_the_console_device_decisions_do_not(tmp_path, ca
         {"file": str(tmp_path / "sim.log"), "level": "DEBUG"},
         console_info=("mendersim.harness",),
     )
-    logging.getLogger("mendersim.harness.rollout").info("rollout: all 3 targets finished")
+    logging.getLogger("mendersim.harness.coordination.rollout").info(
+        "rollout: all 3 targets finished"
+    )
     logging.getLogger("mendersim.device.engine").info("device d-1: accepted after 1.0 s")
     err = capsys.readouterr().err
     assert "rollout: all 3 targets finished" in err and "accepted after" not in err

@@ -8,7 +8,7 @@ from gevent import monkey
 from locust import User, events, task
 from locust.runners import WorkerRunner
 
-from mendersim.harness import heartbeat
+from mendersim.harness.worker import heartbeat
 
 BLOCK_S = float(os.environ.get("MENDERSIM_TEST_BLOCK_S", "8"))
 hold_hub = monkey.get_original("time", "sleep")

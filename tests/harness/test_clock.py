@@ -1,7 +1,7 @@
 import gevent
 import pytest
 
-from mendersim.harness.clock import (
+from mendersim.harness.worker.clock import (
     GeventClock,
     LagHistogram,
     bucket_of,

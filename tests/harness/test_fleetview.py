@@ -2,9 +2,9 @@ import logging
 
 from mendersim.fleet.model import DeploymentRecord, DeviceRecord, DeviceStateUpdate
 from mendersim.harness import wire
-from mendersim.harness.clock import bucket_of
-from mendersim.harness.fleetview import FleetView
-from mendersim.harness.webui import fleet_rows
+from mendersim.harness.coordination.fleetview import FleetView
+from mendersim.harness.reporting.webui import fleet_rows
+from mendersim.harness.worker.clock import bucket_of
 
 
 def _report(accepted=0, pending=0, downloading=0, success=0, failure=0, lag_s=0.001, n=100):
@@ -39,7 +39,7 @@ def test_snapshot_adds_up_workers_and_keeps_the_worst_lag():
 
 def test_lag_above_the_bound_warns(caplog):
     view = FleetView(1.0, users=lambda: 1, workers=lambda: ["w"])
-    with caplog.at_level(logging.WARNING, logger="mendersim.harness.fleetview"):
+    with caplog.at_level(logging.WARNING, logger="mendersim.harness.coordination.fleetview"):
         view.update("w", _report(lag_s=2.5))
     assert "scheduler lag p99" in caplog.text and "exceeds 1 s" in caplog.text
     rows = {r["name"]: r["value"] for r in fleet_rows(view.snapshot(), view)}
@@ -50,7 +50,7 @@ def test_lag_above_the_bound_warns(caplog):
     assert view.lag_warning.startswith("scheduler lag p99 3.")
     assert caplog.text.count("exceeds 1 s") == 1
     view.new_swarm(1.0)
-    with caplog.at_level(logging.WARNING, logger="mendersim.harness.fleetview"):
+    with caplog.at_level(logging.WARNING, logger="mendersim.harness.coordination.fleetview"):
         view.update("w", _report(lag_s=2.5))
     assert caplog.text.count("exceeds 1 s") == 2
 

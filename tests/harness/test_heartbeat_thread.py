@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mendersim.harness.heartbeat import HubTicks
+from mendersim.harness.worker.heartbeat import HubTicks
 from mendersim.server.process import free_port
 
 pytestmark = pytest.mark.integration

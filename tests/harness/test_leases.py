@@ -1,6 +1,6 @@
 import pytest
 
-from mendersim.harness.leases import LeaseBook, NotEnoughDevices
+from mendersim.harness.coordination.leases import LeaseBook, NotEnoughDevices
 
 IDS = [f"d{i}" for i in range(10)]
 

@@ -4,8 +4,8 @@ import pytest
 
 from mendersim.errors import ConfigError
 from mendersim.fleet.store import SeedStore
-from mendersim.harness.coordinator import Coordinator
-from mendersim.harness.options import HarnessOptions
+from mendersim.harness.config.options import HarnessOptions
+from mendersim.harness.coordination.coordinator import Coordinator
 
 DEFAULTS = {
     "db": "fleet.db",

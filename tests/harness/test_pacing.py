@@ -10,7 +10,14 @@ import gevent
 import pytest
 from harness_helpers import TIME_SCALE, locust
 
-from mendersim.harness.pacing import CEILING_RATE, FLOOR_RATE, START_RATE, TICK_S, Admission, Pacer
+from mendersim.harness.worker.pacing import (
+    CEILING_RATE,
+    FLOOR_RATE,
+    START_RATE,
+    TICK_S,
+    Admission,
+    Pacer,
+)
 
 MANY = 10**9  # devices waiting: more than any rate lets through in a test
 
@@ -127,7 +134,7 @@ def test_a_process_that_cannot_keep_up_says_so_once_with_the_figure(caplog):
         return time.monotonic() + offset[0]
 
     admission = Admission(bound_s=1.0, clock=slow_clock)
-    caplog.set_level(logging.WARNING, logger="mendersim.harness.pacing")
+    caplog.set_level(logging.WARNING, logger="mendersim.harness.worker.pacing")
     group = [gevent.spawn(admission.wait) for _ in range(40)]
     gevent.joinall(group, timeout=60)
     assert all(g.dead for g in group)

@@ -1,5 +1,10 @@
-from mendersim.harness import rollout
-from mendersim.harness.rollout import accepted_fleet_ids, finished_count, identity_key, targets_for
+from mendersim.harness.coordination import rollout
+from mendersim.harness.coordination.rollout import (
+    accepted_fleet_ids,
+    finished_count,
+    identity_key,
+    targets_for,
+)
 
 
 class _Devices:

@@ -1,7 +1,7 @@
 import pytest
 
 from mendersim.device import steps
-from mendersim.harness.stats import failure_for
+from mendersim.harness.reporting.stats import failure_for
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from gevent.pywsgi import WSGIServer
 
 from mendersim.device import steps
 from mendersim.device.transport import TransportError
-from mendersim.harness import measures, stats
-from mendersim.harness.transport import GeventTransport
+from mendersim.harness.reporting import measures, stats
+from mendersim.harness.worker.transport import GeventTransport
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 

@@ -6,7 +6,7 @@ import gevent
 from gevent.pool import Group
 from locust.env import Environment
 
-from mendersim.harness.user import DeviceUser
+from mendersim.harness.worker.user import DeviceUser
 
 
 class FakeDevice:

@@ -14,7 +14,7 @@ from gevent.server import StreamServer
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
-from mendersim.harness.transport import GeventTransport
+from mendersim.harness.worker.transport import GeventTransport
 from mendersim.server.process import running_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))

@@ -12,7 +12,7 @@ import gevent
 from gevent.server import StreamServer
 from locust.env import Environment
 
-from mendersim.harness.influx import InfluxListener
+from mendersim.harness.reporting.influx import InfluxListener
 
 
 def never_answer(_sock, _address) -> None:

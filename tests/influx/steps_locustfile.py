@@ -11,8 +11,8 @@ from types import SimpleNamespace
 from locust import User, events, task
 from locust.runners import WorkerRunner
 
-from mendersim.harness import influx, stats, thresholds
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import influx, stats, thresholds
 
 influx.setup(events)
 thresholds.setup(events)

@@ -12,7 +12,8 @@ import requests
 import yaml
 from tsdb import REPO, influxdb1
 
-from mendersim.harness.influx import (
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting.influx import (
     GeneratorHealth,
     fleet_points,
     generator_point,
@@ -20,8 +21,7 @@ from mendersim.harness.influx import (
     step_points,
     with_tags,
 )
-from mendersim.harness.influx_stats import IntervalAggregator
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.reporting.influx_stats import IntervalAggregator
 from mendersim.telemetry.session import MqttError
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from locust.env import Environment
 from locust.stats import RequestStats
 from tsdb import free_port
 
-from mendersim.harness.influx import InfluxListener, InfluxSettings, fleet_points
-from mendersim.harness.influx_stats import IntervalAggregator, error_kind
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting.influx import InfluxListener, InfluxSettings, fleet_points
+from mendersim.harness.reporting.influx_stats import IntervalAggregator, error_kind
 
 
 def test_interval_figures_match_locust_for_the_same_requests():

@@ -14,7 +14,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from mendersim.harness.websocket import upgrade_request
+from mendersim.harness.worker.websocket import upgrade_request
 from mendersim.server.process import ServerHandle, running_server
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from locust.event import Events
 from mqtt_broker import Subscriber, running_broker
 
-from mendersim.harness import measures
+from mendersim.harness.reporting import measures
 from mendersim.telemetry import payload, spec
 from mendersim.telemetry.gateway import Gateway, child_id
 from mendersim.telemetry.gevent_loop import GeventMqttLoop

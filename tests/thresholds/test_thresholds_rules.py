@@ -12,8 +12,14 @@ from locust.env import Environment
 from locust.stats import RequestStats
 
 from mendersim.errors import ConfigError
-from mendersim.harness.snapshot import FleetSnapshot
-from mendersim.harness.thresholds import LagWatch, Measurements, evaluate, judge, load_rules
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting.thresholds import (
+    LagWatch,
+    Measurements,
+    evaluate,
+    judge,
+    load_rules,
+)
 from mendersim.report.results import text_table
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ import gevent
 
 from mendersim.artifact.writer import write_artifact
 from mendersim.errors import ConfigError, MendersimError
-from mendersim.harness import stats
-from mendersim.harness.failurelogs import read_failure_logs
-from mendersim.harness.fleetview import FleetView
+from mendersim.harness.coordination.fleetview import FleetView
+from mendersim.harness.reporting import stats
+from mendersim.harness.reporting.failurelogs import read_failure_logs
 from mendersim.mender_api.management import MenderApiError
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from gevent.event import Event
 
 from mendersim.device.events import DeviceListener
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 
 if TYPE_CHECKING:
     from mendersim.device.engine import Device

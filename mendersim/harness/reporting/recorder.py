@@ -31,9 +31,9 @@ import mendersim
 from mendersim.fleet import acceptance
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.store import SeedStore
-from mendersim.harness import measures, thresholds
-from mendersim.harness.fleetview import FleetView
-from mendersim.harness.secrets import SECRET_OPTIONS
+from mendersim.harness.config.secrets import SECRET_OPTIONS
+from mendersim.harness.coordination.fleetview import FleetView
+from mendersim.harness.reporting import measures, thresholds
 from mendersim.telemetry.truth import read_truth
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mendersim.device import steps
-from mendersim.harness import measures
+from mendersim.harness.reporting import measures
 
 # request_type of device-level events (not HTTP exchanges).
 DEVICE = "DEVICE"

@@ -19,9 +19,10 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from mendersim.device.engine import PHASES
 from mendersim.errors import ConfigError, MendersimError
-from mendersim.harness import secrets, stats
-from mendersim.harness.fleetview import FleetView
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.config import secrets
+from mendersim.harness.coordination.fleetview import FleetView
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import stats
 from mendersim.report.html import REPORT_FILE
 from mendersim.telemetry.commander import COMMAND
 from mendersim.telemetry.commands import COMMANDS

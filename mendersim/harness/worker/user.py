@@ -11,7 +11,7 @@ from locust import User, constant, task
 from locust.exception import StopTest, StopUser
 from locust.user.users import LOCUST_STATE_RUNNING
 
-from mendersim.harness.pool import LeaseRefused
+from mendersim.harness.worker.pool import LeaseRefused
 
 logger = logging.getLogger(__name__)
 

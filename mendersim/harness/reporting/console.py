@@ -12,8 +12,8 @@ from typing import Any
 import gevent
 from locust.runners import WorkerRunner
 
-from mendersim.harness import stats as names
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import stats as names
 from mendersim.report.results import failed
 
 PROGRESS_EVERY_S = 10.0

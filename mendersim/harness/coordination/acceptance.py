@@ -13,7 +13,7 @@ from typing import Any
 
 import gevent
 
-from mendersim.harness.fleetview import FleetView
+from mendersim.harness.coordination.fleetview import FleetView
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from wsproto.utilities import ProtocolError
 
 from mendersim.device import steps
 from mendersim.device.transport import Response, TransportError
-from mendersim.harness.transport import transport_error
+from mendersim.harness.worker.transport import transport_error
 
 log = logging.getLogger(__name__)
 

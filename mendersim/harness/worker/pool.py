@@ -25,9 +25,9 @@ from mendersim.device.engine import Device, EngineConfig
 from mendersim.errors import MendersimError
 from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
 from mendersim.harness import wire
-from mendersim.harness.clock import GeventClock, LagHistogram
-from mendersim.harness.listener import FleetCounters, HarnessListener
-from mendersim.harness.transport import IN_FLIGHT, GeventTransport
+from mendersim.harness.worker.clock import GeventClock, LagHistogram
+from mendersim.harness.worker.listener import FleetCounters, HarnessListener
+from mendersim.harness.worker.transport import IN_FLIGHT, GeventTransport
 from mendersim.telemetry.hub import hub_for
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from geventhttpclient.response import HTTPParseError
 from mendersim.device import steps
 from mendersim.device.transport import Response, TransportError, WebSocket
 from mendersim.errors import ConfigError
-from mendersim.harness import stats
+from mendersim.harness.reporting import stats
 
 CONNECT_TIMEOUT_S = 10.0
 NETWORK_TIMEOUT_S = 60.0
@@ -279,7 +279,7 @@ class GeventTransport:
         link_down: Callable[[], bool] | None = None,
     ) -> WebSocket | Response:
         """The deviceconnect link: its own socket, whatever the connection policy."""
-        from mendersim.harness.websocket import WS, open_websocket  # it uses transport_error
+        from mendersim.harness.worker.websocket import WS, open_websocket  # it uses transport_error
 
         origin, target = self._target(url)
 

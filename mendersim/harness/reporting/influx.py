@@ -29,10 +29,11 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from mendersim.errors import ERROR_PREFIX, ConfigError
-from mendersim.harness import measures, secrets
-from mendersim.harness.influx_stats import Interval, IntervalAggregator
-from mendersim.harness.runinfo import RunInfo
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.config import secrets
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import measures
+from mendersim.harness.reporting.influx_stats import Interval, IntervalAggregator
+from mendersim.harness.reporting.runinfo import RunInfo
 
 logger = logging.getLogger(__name__)
 

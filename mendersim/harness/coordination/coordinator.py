@@ -22,9 +22,9 @@ from mendersim.fleet import acceptance
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.fleet.store import SeedStore
 from mendersim.harness import wire
-from mendersim.harness.leases import LeaseBook, NotEnoughDevices
-from mendersim.harness.options import HarnessOptions
-from mendersim.harness.storewriter import StoreWriter
+from mendersim.harness.config.options import HarnessOptions
+from mendersim.harness.coordination.leases import LeaseBook, NotEnoughDevices
+from mendersim.harness.coordination.storewriter import StoreWriter
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mendersim.harness import stats
-from mendersim.harness.clock import BUCKETS, percentile_s
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import stats
+from mendersim.harness.worker.clock import BUCKETS, percentile_s
 
 if TYPE_CHECKING:
-    from mendersim.harness.pool import DevicePool
+    from mendersim.harness.worker.pool import DevicePool
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from locust.stats import RequestStats, StatsEntry
 
 from mendersim.device import steps
 from mendersim.errors import ConfigError
-from mendersim.harness import measures
-from mendersim.harness import stats as names
-from mendersim.harness.runinfo import RunInfo
-from mendersim.harness.snapshot import FleetSnapshot
+from mendersim.harness.coordination.snapshot import FleetSnapshot
+from mendersim.harness.reporting import measures
+from mendersim.harness.reporting import stats as names
+from mendersim.harness.reporting.runinfo import RunInfo
 from mendersim.report.junit import write_junit
 from mendersim.report.markdown import markdown_summary, report_line, save_summary
 from mendersim.report.results import NO_DATA, RuleResult, failed, text_table

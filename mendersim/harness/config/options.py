@@ -10,7 +10,7 @@ from typing import Any
 from mendersim.device.deviceconnect import PING_EVERY_S
 from mendersim.device.traffic import parse_overrides
 from mendersim.errors import ConfigError
-from mendersim.harness import mqtt_options, secrets
+from mendersim.harness.config import mqtt_options, secrets
 
 # Fixed for the life of the process: a new swarm keeps the values the process started with.
 FIXED = ("db", "fleet", "worker_id", "log_file", "log_level", "server_log")

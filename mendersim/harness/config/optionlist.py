@@ -48,7 +48,8 @@ class _Collector:
 
 def locustfile_options() -> list[OptionDoc]:
     """The options of locustfiles/fleet.py, in the order it registers them."""
-    from mendersim.harness import influx, options, thresholds
+    from mendersim.harness.config import options
+    from mendersim.harness.reporting import influx, thresholds
 
     collector = _Collector()
     for add in (options.add_arguments, influx.add_options, thresholds.add_options):

@@ -1,0 +1,1 @@
+"""The harness's options: parsed, listed, kept secret."""

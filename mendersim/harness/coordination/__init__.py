@@ -1,0 +1,1 @@
+"""Master side: leases, the store writer, the fleet view, acceptance and rollouts."""
