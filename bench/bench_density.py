@@ -119,6 +119,9 @@ def run_once(args, source: Path, pacing: str) -> dict:
             finally:
                 stopped_at = time.strftime("%Y-%m-%d %H:%M:%S")
                 figures_exit = stop(run)
+                kept = Path(tempfile.gettempdir()) / f"bench-density-{pacing}.log"
+                shutil.copyfile(log, kept)  # the run's console outlives its folder
+                print(f"console of the run: {kept}")
             figures.update(figures_exit)
             figures["server_accepted"] = server.management().count_devices("accepted")
             figures["store_accepted"] = store_accepted(db, server.url)
@@ -136,7 +139,10 @@ def run_once(args, source: Path, pacing: str) -> dict:
 
 def stop(run) -> dict:
     """SIGTERM the run; seconds until every process of it (workers, children) is gone."""
-    processes = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+    try:
+        processes = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {"exit_s": 0.0, "left_alive": 0}  # it ended before it was asked to
     started = time.monotonic()
     run.send_signal(signal.SIGTERM)
     _, alive = psutil.wait_procs(processes, timeout=120)

@@ -39,10 +39,9 @@ from mendersim.harness.coordination.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.reporting import measures, recorder, webui
 from mendersim.harness.reporting.recorder import Recorder
 from mendersim.harness.reporting.thresholds import load_rules
-from mendersim.harness.worker import heartbeat, lifetime, user
+from mendersim.harness.worker import heartbeat, lifetime, locust_costs, user
 from mendersim.harness.worker.pacing import Admission
 from mendersim.harness.worker.pool import DevicePool
-from mendersim.harness.worker.usercount import count_by_group_length
 from mendersim.logsetup import configure_from
 from mendersim.report.markdown import key_figures
 from mendersim.telemetry.commands import COMMANDS
@@ -108,7 +107,7 @@ class Harness:
         self._log_to(None)
         if self.simulates:
             key = self.options.worker_id or getattr(self.runner, "client_id", "local")
-            count_by_group_length(self.runner)  # before the first spawn
+            locust_costs.apply(self.runner)  # before the first spawn
             self.pool = DevicePool(self.environment, key)
             self.environment.mendersim_pool = self.pool
             self.environment.mendersim_admission = None

@@ -1,13 +1,14 @@
-"""The constant-time user count agrees with Locust's own walk over the users."""
+"""The constant-time user count agrees with Locust's own walk over the users; Locust's
+default options are computed once and stay the same."""
 
 from __future__ import annotations
 
 import gevent
-from locust import User, constant, task
+from locust import User, argument_parser, constant, task
 from locust.env import Environment
 from locust.runners import LocalRunner
 
-from mendersim.harness.worker.usercount import count_by_group_length
+from mendersim.harness.worker.locust_costs import count_by_group_length, default_args_once
 
 
 class Sleeper(User):
@@ -46,3 +47,11 @@ def test_several_user_classes_keep_locusts_count():
     count_by_group_length(runner)
     assert type(runner) is LocalRunner
     runner.quit()
+
+
+def test_default_options_are_computed_once_and_unchanged():
+    fresh = argument_parser.default_args_dict()
+    default_args_once()
+    default_args_once()
+    assert argument_parser.default_args_dict() == fresh
+    assert argument_parser.default_args_dict() is argument_parser.default_args_dict()
