@@ -9,6 +9,7 @@ process exits.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class Coordinator:
         self._live_workers = live_workers
         profiles = list(options.profiles) or None
         self.book = LeaseBook(store.device_ids(profiles))
+        gc.freeze()  # the fleet's ids stay for the run; full collections need not walk them
         self._profiles = store.profiles()
         self._fleet = store.fleet_config()
         self._embedded_url: str | None = None

