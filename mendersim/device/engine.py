@@ -168,6 +168,16 @@ class Device:
         if self._deviceconnect is not None:
             self._deviceconnect.stop()
 
+    def untouched(self) -> bool:
+        """Whether the device has done nothing since its state was last taken: no token, no
+        deployment in progress or unreported, the status it was built with."""
+        return (
+            self._token is None
+            and not self._history
+            and self.phase == "idle"
+            and self.status == self.record.status
+        )
+
     def state_update(self) -> DeviceStateUpdate:
         """The device's state for the store, with the history entries not handed out yet."""
         history, self._history = self._history, []

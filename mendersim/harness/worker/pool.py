@@ -87,6 +87,8 @@ class DevicePool:
         self._transports: dict[Device, GeventTransport] = {}
         self._updates: list[DeviceStateUpdate] = []
         self._flusher: gevent.Greenlet | None = None
+        # the fleet as it was handed in at the end of a swarm, once its users are ended
+        self._handed_in: tuple[Counter[str], Counter[str]] | None = None
         self.telemetry = hub_for(
             environment, key, shared_truth=not isinstance(environment.runner, WorkerRunner)
         )
@@ -114,8 +116,9 @@ class DevicePool:
             self.telemetry.stop(device)
         self._transports.pop(device).close()
         self.counters.changed.discard(device)
-        self._take_update(device, record)
-        self.counters.change.set()
+        if self._handed_in is None:  # else its state went to the master with the hand-in
+            self._take_update(device, record)
+            self.counters.change.set()
         self._idle.append(record)
         if not self._returning:
             self._returning = True
@@ -123,7 +126,10 @@ class DevicePool:
 
     def counts(self) -> tuple[Counter[str], Counter[str]]:
         """Live devices by status and, for those busy with a deployment, by phase; a walk
-        over every device, which yields as it goes (0.2 s at 500,000 devices)."""
+        over every device, which yields as it goes (0.2 s at 500,000 devices). After the
+        final hand-in, the fleet as it was handed in."""
+        if self._handed_in is not None:
+            return self._handed_in
         by_status: Counter[str] = Counter()
         by_phase: Counter[str] = Counter()
         for done, device in enumerate(list(self._records), 1):
@@ -165,10 +171,14 @@ class DevicePool:
                 self._ask_soon()
 
     def on_collect(self, environment: Any, msg: Any) -> None:
-        """The run is stopping: stop every device and send all state to the master, final.
+        """The run is stopping: stop every device, send all state to the master, final, and end
+        the users.
 
         Requests on the wire are waited for (bounded): a final status the server takes in the
-        last moment must reach the device's history before the state is taken."""
+        last moment must reach the device's history before the state is taken. A device that
+        did nothing this run (no token, no deployment, the status it started with) has nothing
+        to send. The users are ended here, in chunks, because Locust's own stop spawns a
+        greenlet per user (at 500,000 users, gigabytes and minutes)."""
         for done, device in enumerate(list(self._records), 1):
             device.stop()
             _yield_every(done)
@@ -176,12 +186,21 @@ class DevicePool:
         while IN_FLIGHT.count and time.monotonic() < deadline:
             gevent.sleep(0.02)
         for done, (device, record) in enumerate(list(self._records.items()), 1):
-            self._take_update(device, record)
+            if not device.untouched():
+                self._take_update(device, record)
             _yield_every(done)
         if self.telemetry is not None:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
         self.flush(final=True)
+        self._handed_in = self.counts()
+        self._end_users()
+
+    def _end_users(self) -> None:
+        here = gevent.getcurrent()  # a user that stopped the run ends with Locust's own stop
+        users = [g for g in self._environment.runner.user_greenlets if g is not here]
+        for start in range(0, len(users), 5000):
+            gevent.killall(users[start : start + 5000], block=True)
 
     def flush(self, *, final: bool = False) -> None:
         """Send state updates of devices that changed and of devices given back."""
@@ -204,6 +223,7 @@ class DevicePool:
                 gevent.sleep(0)
 
     def start_flushing(self) -> None:
+        self._handed_in = None  # a new swarm
         if self._flusher is None or self._flusher.dead:
             self._flusher = gevent.spawn(self._flush_forever)
 
