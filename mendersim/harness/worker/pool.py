@@ -130,9 +130,13 @@ class DevicePool:
         final hand-in, the fleet as it was handed in."""
         if self._handed_in is not None:
             return self._handed_in
+        return self._count(list(self._records))
+
+    @staticmethod
+    def _count(devices: list[Device]) -> tuple[Counter[str], Counter[str]]:
         by_status: Counter[str] = Counter()
         by_phase: Counter[str] = Counter()
-        for done, device in enumerate(list(self._records), 1):
+        for done, device in enumerate(devices, 1):
             by_status[seen_status(device)] += 1
             if device.phase != "idle":
                 by_phase[device.phase] += 1
@@ -179,7 +183,8 @@ class DevicePool:
         did nothing this run (no token, no deployment, the status it started with) has nothing
         to send. The users are ended here, in chunks, because Locust's own stop spawns a
         greenlet per user (at 500,000 users, gigabytes and minutes)."""
-        for done, device in enumerate(list(self._records), 1):
+        held = list(self._records)  # a device that ends during the hand-in is still counted
+        for done, device in enumerate(held, 1):
             device.stop()
             _yield_every(done)
         deadline = time.monotonic() + IN_FLIGHT_GRACE_S
@@ -193,7 +198,7 @@ class DevicePool:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
         self.flush(final=True)
-        self._handed_in = self.counts()
+        self._handed_in = self._count(held)
         self._end_users()
 
     def _end_users(self) -> None:
