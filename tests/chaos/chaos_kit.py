@@ -41,9 +41,14 @@ def seed(tmp: Path, count: int, *, name: str = "fleet", db_dir: Path | None = No
     return db
 
 
+def simulator_log(log: Path) -> Path:
+    """Where the process whose console goes to `log` writes the simulator's decisions."""
+    return log.with_suffix(".simulator.log")
+
+
 def locust(*args: str, log: Path) -> subprocess.Popen:
     """A Locust process of the fleet locustfile, console to `log`."""
-    env = {**os.environ, "MENDERSIM_LOG_FILE": str(log.with_suffix(".simulator.log"))}
+    env = {**os.environ, "MENDERSIM_LOG_FILE": str(simulator_log(log))}
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args],

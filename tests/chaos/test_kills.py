@@ -10,7 +10,17 @@ import time
 
 import psutil
 import pytest
-from chaos_kit import compare, deploying, locust, master, run_args, seed, server, wait_exit
+from chaos_kit import (
+    compare,
+    deploying,
+    locust,
+    master,
+    run_args,
+    seed,
+    server,
+    simulator_log,
+    wait_exit,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +87,7 @@ def test_worker_sigkill_and_restart_with_the_same_worker_id(tmp_path):
 
 def simulated(log) -> str:
     """What the process whose console is `log` wrote to its simulator log."""
-    path = log.with_suffix(".simulator.log")
+    path = simulator_log(log)
     return path.read_text(errors="replace") if path.exists() else ""
 
 

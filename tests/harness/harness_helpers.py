@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 import yaml
 
@@ -59,6 +60,15 @@ def locust(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
             cwd=REPO,
             env={**os.environ, "MENDERSIM_LOG_FILE": str(simulator_log(log)), **(env or {})},
         )
+
+
+def gone_within(processes: list[psutil.Process], bound: float) -> tuple[list, list]:
+    """The processes gone (with their `returncode`) and those still alive after `bound`
+    seconds (then killed, so that none is left behind)."""
+    gone, alive = psutil.wait_procs(processes, timeout=bound)
+    for process in alive:
+        process.kill()
+    return gone, alive
 
 
 def devices_in(log: Path) -> set[str]:

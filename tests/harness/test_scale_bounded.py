@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 import requests
-from harness_helpers import locust, seed
+from harness_helpers import gone_within, locust, seed
 
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.server.process import free_port, running_server
@@ -64,9 +64,7 @@ def test_twenty_thousand_devices_spawn_run_and_stop_with_every_worker_present(tm
                 counted.append((fleet["users"], sum(fleet["devices_by_status"].values())))
             processes = [psutil.Process(run.pid), *psutil.Process(run.pid).children(True)]
             run.send_signal(signal.SIGTERM)
-            _, alive = psutil.wait_procs(processes, timeout=EXIT_BOUND_S)
-            for process in alive:
-                process.kill()
+            _, alive = gone_within(processes, EXIT_BOUND_S)
         finally:
             if run.poll() is None:
                 run.kill()

@@ -8,7 +8,7 @@ import time
 
 import psutil
 import pytest
-from harness_helpers import TIME_SCALE, devices_in, locust
+from harness_helpers import TIME_SCALE, devices_in, gone_within, locust
 
 from mendersim.server.process import free_port
 
@@ -34,15 +34,6 @@ def _wait_for_devices(log, process, within: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _gone_within(processes: list[psutil.Process], bound: float) -> tuple[list, list]:
-    """The processes gone (with their `returncode`) and those still alive after `bound`
-    seconds (then killed, so that none is left behind)."""
-    gone, alive = psutil.wait_procs(processes, timeout=bound)
-    for process in alive:
-        process.kill()
-    return gone, alive
-
-
 def test_a_worker_exits_when_its_master_is_sigkilled(small_fleet, tmp_path):
     port = str(free_port())
     master = locust(
@@ -55,7 +46,7 @@ def test_a_worker_exits_when_its_master_is_sigkilled(small_fleet, tmp_path):
         master.kill()
         master.wait(timeout=10)
         started = time.monotonic()
-        gone, alive = _gone_within([psutil.Process(worker.pid)], WORKER_EXIT_BOUND_S)
+        gone, alive = gone_within([psutil.Process(worker.pid)], WORKER_EXIT_BOUND_S)
         took = time.monotonic() - started
     finally:
         for process in (master, worker):
@@ -81,7 +72,7 @@ def test_processes_children_exit_when_the_master_is_sigkilled(small_fleet, tmp_p
         assert len(workers) == 2, [c.cmdline() for c in children]
         os.kill(master.pid, signal.SIGKILL)
         master.wait(timeout=10)
-        _, alive = _gone_within(children, CHILD_EXIT_BOUND_S)
+        _, alive = gone_within(children, CHILD_EXIT_BOUND_S)
     finally:
         if master.poll() is None:
             master.kill()

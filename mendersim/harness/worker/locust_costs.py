@@ -39,7 +39,7 @@ def count_by_group_length(runner: Any) -> None:
 def default_args_once() -> None:
     """Compute Locust's default options once per process (read-only: callers test keys)."""
     current = argument_parser.default_args_dict
-    if not isinstance(current, functools._lru_cache_wrapper):
+    if not hasattr(current, "cache_info"):  # not cached yet
         argument_parser.default_args_dict = functools.cache(current)
 
 
