@@ -8,20 +8,66 @@ writes out, so a publish costs no watcher of its own (the callback runs outside 
 which paho may hold when it asks); only a socket whose buffer is full gets a write watcher until
 it drains. One greenlet calls `loop_misc` on every client each second for keep-alive pings.
 Callbacks therefore run on the hub: they must never block.
+
+paho guards its state with `threading` locks, which gevent turns into Python-level locks costing
+a few microseconds each; a publish takes about a dozen, and allocates a Condition (and so a lock)
+for the message it returns. All clients on a loop live in one OS thread and paho never yields
+while holding one (its sockets are non-blocking; it opens a new one outside them), so `attach`
+gives each client the interpreter's own C locks instead, and paho's message Conditions are built
+on one: still correct for real threads, and `wait_for_publish` still waits cooperatively, since a
+Condition releases its lock while it waits on a lock of gevent's.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import gevent
+import paho.mqtt
 import paho.mqtt.client as mqtt
+from gevent import monkey
 
 log = logging.getLogger(__name__)
 
 MISC_EVERY_S = 1.0
 _READ, _WRITE = 1, 2
+# paho-mqtt 2.2's lock attributes (Client.__init__), and which of them it takes reentrantly
+PAHO_LOCKS = {
+    "_in_callback_mutex": False,
+    "_callback_mutex": True,
+    "_msgtime_mutex": False,
+    "_out_message_mutex": True,
+    "_in_message_mutex": False,
+    "_reconnect_delay_mutex": False,
+    "_mid_generate_mutex": False,
+}
+NATIVE_LOCK = monkey.get_original("_thread", "allocate_lock")
+NATIVE_RLOCK = monkey.get_original("_thread", "RLock")
+
+
+class _PahoThreading:
+    """`threading` as paho's module sees it: the same, but Conditions over a C lock."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+    @staticmethod
+    def Condition(lock: Any = None) -> threading.Condition:
+        return threading.Condition(NATIVE_RLOCK() if lock is None else lock)
+
+
+def use_native_locks(client: mqtt.Client) -> None:
+    """Swap paho's gevent-patched locks for C ones (see the module's docstring). A paho that
+    renamed them fails here, loudly, rather than quietly keeping the slow ones."""
+    for name, reentrant in PAHO_LOCKS.items():
+        if not hasattr(client, name):
+            version = paho.mqtt.__version__
+            raise RuntimeError(f"paho-mqtt {version} has no Client.{name}: see PAHO_LOCKS")
+        setattr(client, name, NATIVE_RLOCK() if reentrant else NATIVE_LOCK())
+    if not isinstance(mqtt.threading, _PahoThreading):
+        mqtt.threading = _PahoThreading()  # type: ignore[assignment]
 
 
 class GeventMqttLoop:
@@ -33,6 +79,7 @@ class GeventMqttLoop:
 
     def attach(self, client: mqtt.Client) -> None:
         """Call before connect(): the client's socket events go to this loop."""
+        use_native_locks(client)
         client.on_socket_open = self._opened
         client.on_socket_close = self._closed
         client.on_socket_register_write = self._want_write

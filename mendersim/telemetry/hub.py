@@ -12,6 +12,7 @@ from mendersim.telemetry import spec as telemetry_spec
 from mendersim.telemetry.commands import CommandHandler
 from mendersim.telemetry.gateway import Gateway
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
+from mendersim.telemetry.schedule import Schedule
 from mendersim.telemetry.sensors import DeviceSensors
 from mendersim.telemetry.session import Session
 from mendersim.telemetry.settings import MqttSettings
@@ -43,6 +44,7 @@ class TelemetryHub:
         self._specs: dict[str, telemetry_spec.TelemetrySpec | None] = {}
         self._running: dict[Any, tuple[Session, Streaming | Gateway | None]] = {}
         self._origin = time.time()
+        self._schedule: Schedule | None = None  # made with the first device's clock
         self._refused_logged = False
 
     def add_profile(self, name: str, document: dict[str, Any]) -> None:
@@ -78,12 +80,7 @@ class TelemetryHub:
             def truth(device_id: str, anomaly: Any, profile: str = record.profile) -> None:
                 self.truth.record(device_id, profile, anomaly)
 
-            timing = {
-                "origin": self._origin,
-                "time_scale": float(engine.get("time_scale", 1.0)),
-                "qos": self.settings.qos,
-                "clock": clock,
-            }
+            time_scale = float(engine.get("time_scale", 1.0))
             if spec.gateway is not None:
                 streaming = Gateway(
                     session,
@@ -92,13 +89,25 @@ class TelemetryHub:
                     record.attributes(),
                     seed,
                     on_anomaly=truth,
-                    **timing,
+                    origin=self._origin,
+                    time_scale=time_scale,
+                    qos=self.settings.qos,
+                    clock=clock,
                 )
             else:
                 sensors = DeviceSensors(
                     spec, record.device_id, record.attributes(), seed, on_anomaly=truth
                 )
-                streaming = Streaming(session, sensors, **timing)
+                if self._schedule is None:
+                    self._schedule = Schedule(clock)
+                streaming = Streaming(
+                    session,
+                    sensors,
+                    self._schedule,
+                    origin=self._origin,
+                    time_scale=time_scale,
+                    qos=self.settings.qos,
+                )
             streaming.start()
         session.start()
         self._running[device] = (session, streaming)
@@ -115,4 +124,6 @@ class TelemetryHub:
     def close(self) -> None:
         for device in list(self._running):
             self.stop(device)
+        if self._schedule is not None:
+            self._schedule.stop()
         self.truth.close()

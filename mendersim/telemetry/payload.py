@@ -12,6 +12,7 @@ import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote
 
 MAGIC = b"MS"
 VERSION = 1
@@ -34,15 +35,17 @@ class Message:
 def encode(message: Message, encoding: str) -> bytes:
     if encoding == "binary":
         return encode_binary(message)
-    return json.dumps(
-        {
-            "device": message.device,
-            "stream": message.stream,
-            "unit": message.unit,
-            "seq": message.seq,
-            "readings": [[round(ts, 3), round(v, 4)] for ts, v in message.readings],
-        },
-        separators=(",", ":"),
+    return encode_json(message)
+
+
+def encode_json(message: Message) -> bytes:
+    """What `json.dumps` writes for the message with compact separators, at a third of its cost:
+    the shape is fixed, the strings go through json's own escaping, and readings are finite
+    floats, which json writes as their repr."""
+    readings = ",".join(f"[{round(ts, 3)!r},{round(v, 4)!r}]" for ts, v in message.readings)
+    return (
+        f'{{"device":{_quote(message.device)},"stream":{_quote(message.stream)},'
+        f'"unit":{_quote(message.unit)},"seq":{message.seq},"readings":[{readings}]}}'
     ).encode()
 
 

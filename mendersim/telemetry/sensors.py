@@ -25,9 +25,7 @@ _TAU = 2 * math.pi
 
 def gauss(seed: int, device_id: str, stream: str, t: float) -> float:
     """A standard normal draw fixed by its arguments (Box-Muller over two fixed fractions)."""
-    key = f"{stream}\x1f{t:.3f}"
-    u1 = decide.fraction(seed, device_id, "noise-a", key)
-    u2 = decide.fraction(seed, device_id, "noise-b", key)
+    u1, u2 = decide.fraction_pair(seed, device_id, "noise", f"{stream}\x1f{t:.3f}")
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TAU * u2)
 
 
@@ -110,7 +108,6 @@ class DeviceSensors:
                 daily = -daily * max(anomaly.magnitude, 1.0)
             elif anomaly.type == "noise_burst":
                 noise *= anomaly.magnitude
-        draw = gauss(self.seed, self.device_id, stream.name, t)
         if stream.kind == "event":
             p = stream.base + daily
             if anomaly is not None and anomaly.type in ("spike", "drift", "noise_burst"):
@@ -118,6 +115,7 @@ class DeviceSensors:
             u = decide.fraction(self.seed, self.device_id, "event", f"{stream.name}\x1f{t:.3f}")
             return 1.0 if u < p else 0.0
         days = (t / _DAY + self._drift_phase) % DRIFT_PERIOD_DAYS
+        draw = gauss(self.seed, self.device_id, stream.name, t)
         value = stream.base + offset + daily + stream.drift_per_day * days + noise * draw
         if anomaly is not None:
             if anomaly.type == "spike":

@@ -22,6 +22,10 @@ class Timeline:
         """The simulated time."""
         return self._origin + (time.monotonic() - self._started) / self._scale
 
+    def real(self, t: float) -> float:
+        """The monotonic time at which the simulated time is t."""
+        return self._started + (t - self._origin) * self._scale
+
     def sleep_until(self, t: float) -> None:
         """Behind schedule it still yields: a device catching up, one reading at a time, must
         not keep the hub and every other device waiting."""

@@ -12,7 +12,7 @@ import pytest
 from locust.event import Events
 from mqtt_broker import Subscriber, running_broker
 
-from mendersim.telemetry.gevent_loop import GeventMqttLoop
+from mendersim.telemetry.gevent_loop import NATIVE_LOCK, NATIVE_RLOCK, PAHO_LOCKS, GeventMqttLoop
 from mendersim.telemetry.session import Session
 from mendersim.telemetry.settings import MqttSettings
 
@@ -65,6 +65,20 @@ def test_publishes_arrive_with_their_qos_and_stats_are_per_step(broker, qos):
     assert names == {("MQTT", "mqtt connect"), ("MQTT", "mqtt publish speed")}
     publishes = [e for e in seen if e["name"] == "mqtt publish speed"]
     assert len(publishes) == 20 and all(e["exception"] is None for e in publishes)
+    # ...through paho holding C locks, not gevent's (see gevent_loop)
+    for name, reentrant in PAHO_LOCKS.items():
+        assert type(getattr(session.client, name)) is type(
+            NATIVE_RLOCK() if reentrant else NATIVE_LOCK()
+        )
+
+
+def test_a_paho_without_the_locks_it_swaps_fails_loudly():
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="renamed")
+    del client._out_message_mutex
+    with pytest.raises(
+        RuntimeError, match=r"paho-mqtt 2\.\d+\.\d+ has no Client\._out_message_mutex"
+    ):
+        GeventMqttLoop().attach(client)
 
 
 def test_retained_birth_and_last_will_on_a_killed_connection(broker):

@@ -153,3 +153,29 @@ def test_payload_round_trip(encoding):
         assert len(payload.encode(message, encoding)) < len(payload.encode(message, "json"))
     with pytest.raises(ValueError, match="not a telemetry message"):
         payload.decode(b"MS\x01\x05ab")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        payload.Message("dev-1", "temp", "degC", 41, ((1.7e9, 20.5), (1.7e9 + 60.0004, 21.00006))),
+        payload.Message('dev-"ü"\\', "co2\n", "°C", 0, ((1e-7, -0.0), (3.0, 12345678901.5))),
+        payload.Message("d", "s", "", 2**32 - 1, ()),
+    ],
+)
+def test_json_payload_is_what_json_dumps_writes(message):
+    """The hand-built JSON must stay byte for byte what the stdlib encoder would send."""
+    import json
+
+    expected = json.dumps(
+        {
+            "device": message.device,
+            "stream": message.stream,
+            "unit": message.unit,
+            "seq": message.seq,
+            "readings": [[round(ts, 3), round(v, 4)] for ts, v in message.readings],
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert payload.encode(message, "json") == expected
+    assert payload.decode(expected).device == message.device

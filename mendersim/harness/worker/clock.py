@@ -93,6 +93,10 @@ class GeventClock:
         gevent.sleep(seconds)
         self._lag.record(time.monotonic() - planned)
 
+    def record_late(self, seconds: float) -> None:
+        """Lateness of a wake-up timed elsewhere (the telemetry schedule's actions)."""
+        self._lag.record(seconds)
+
     def later(self, seconds: float, action: Callable[[], None]) -> Callable[[], None]:
         """A greenlet of its own, existing only until the action has run."""
         return partial(gevent.spawn_later(max(seconds, 0.0), action).kill, block=False)
