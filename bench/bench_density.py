@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="Locust --processes (workers)")
     parser.add_argument("--trace", action="store_true", help="print every sample")
     parser.add_argument(
+        "--server-latency",
+        help="the embedded server answers this late (its --latency, e.g. 30s): SIGTERM then "
+        "meets as many requests on the wire as a saturated server leaves",
+    )
+    parser.add_argument(
         "--share-cores",
         action="store_true",
         help="let the load generator's processes use every core (the server stays pinned)",
@@ -79,7 +84,8 @@ def run_once(args, source: Path, pacing: str) -> dict:
         tmp = Path(tmp_name)
         db = tmp / "fleet.db"
         shutil.copyfile(source, db)  # the run writes device state; keep the cached fleet fresh
-        with running_server("--acceptance", "auto") as server:
+        latency = ["--latency", args.server_latency] if args.server_latency else []
+        with running_server("--acceptance", "auto", *latency) as server:
             pin(server.process.pid, SERVER_CPU)
             port = free_port()
             log = tmp / "locust.log"

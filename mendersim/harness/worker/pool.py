@@ -183,6 +183,7 @@ class DevicePool:
         did nothing this run (no token, no deployment, the status it started with) has nothing
         to send. The users are ended here, in chunks, because Locust's own stop spawns a
         greenlet per user (at 500,000 users, gigabytes and minutes)."""
+        began = time.monotonic()
         held = list(self._records)  # a device that ends during the hand-in is still counted
         for done, device in enumerate(held, 1):
             device.stop()
@@ -190,6 +191,7 @@ class DevicePool:
         deadline = time.monotonic() + IN_FLIGHT_GRACE_S
         while IN_FLIGHT.count and time.monotonic() < deadline:
             gevent.sleep(0.02)
+        on_the_wire, waited = IN_FLIGHT.count, time.monotonic()
         for done, (device, record) in enumerate(list(self._records.items()), 1):
             if not device.untouched():
                 self._take_update(device, record)
@@ -197,15 +199,30 @@ class DevicePool:
         if self.telemetry is not None:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
+        sent = len(self._updates)
         self.flush(final=True)
         self._handed_in = self._count(held)
+        handed = time.monotonic()
         self._end_users()
+        logger.info(
+            "hand-in of %d devices: %d updates sent %.1f s after the stop (%d requests still on "
+            "the wire after %.1f s), users ended %.1f s later",
+            len(held),
+            sent,
+            handed - began,
+            on_the_wire,
+            waited - began,
+            time.monotonic() - handed,
+        )
 
     def _end_users(self) -> None:
         here = gevent.getcurrent()  # a user that stopped the run ends with Locust's own stop
         users = [g for g in self._environment.runner.user_greenlets if g is not here]
         for start in range(0, len(users), 5000):
             gevent.killall(users[start : start + 5000], block=True)
+            # the dead leave Locust's group from hub callbacks: let them run, or Locust's stop
+            # finds them still there and logs an error line for each (10,000 in a test)
+            gevent.sleep(0)
 
     def flush(self, *, final: bool = False) -> None:
         """Send state updates of devices that changed and of devices given back."""
