@@ -45,12 +45,12 @@ sys.path.insert(0, str(REPO / "tests" / "telemetry"))
 from mqtt_broker import running_broker  # noqa: E402
 
 from mendersim.harness.worker.clock import GeventClock, LagHistogram, percentile_s  # noqa: E402
+from mendersim.schedule import Schedule  # noqa: E402
 from mendersim.telemetry import payload  # noqa: E402
 from mendersim.telemetry import spec as telemetry_spec  # noqa: E402
 from mendersim.telemetry.commander import COMMAND, Commander, CommandPlan  # noqa: E402
 from mendersim.telemetry.commands import CommandHandler  # noqa: E402
 from mendersim.telemetry.gevent_loop import GeventMqttLoop, use_native_locks  # noqa: E402
-from mendersim.telemetry.schedule import Schedule  # noqa: E402
 from mendersim.telemetry.sensors import DeviceSensors  # noqa: E402
 from mendersim.telemetry.session import Session  # noqa: E402
 from mendersim.telemetry.settings import MqttSettings  # noqa: E402

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mendersim.schedule import Schedule
 from mendersim.telemetry import spec as telemetry_spec
 from mendersim.telemetry.commands import CommandHandler
 from mendersim.telemetry.gateway import Gateway
 from mendersim.telemetry.gevent_loop import GeventMqttLoop
-from mendersim.telemetry.schedule import Schedule
 from mendersim.telemetry.sensors import DeviceSensors
 from mendersim.telemetry.session import Session
 from mendersim.telemetry.settings import MqttSettings

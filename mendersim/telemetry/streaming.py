@@ -1,13 +1,13 @@
 """A device's telemetry: each stream read on its own interval, batched, encoded and published.
 
 Readings are taken on the simulated timeline (timeline.py), aligned to each stream's interval,
-from the process's telemetry schedule (schedule.py) rather than a greenlet of the device's own.
+from the telemetry hub's schedule (mendersim/schedule.py), not a greenlet of the device's own.
 """
 
 from __future__ import annotations
 
+from mendersim.schedule import Schedule
 from mendersim.telemetry import payload
-from mendersim.telemetry.schedule import Schedule
 from mendersim.telemetry.sensors import DeviceSensors
 from mendersim.telemetry.session import Session
 from mendersim.telemetry.timeline import Timeline

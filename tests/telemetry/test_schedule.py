@@ -1,4 +1,4 @@
-"""The process's telemetry schedule: due order, early wake-ups, lateness, isolation, fairness."""
+"""The schedule of timed actions: due order, early wake-ups, lateness, isolation, fairness."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import gevent
 import pytest
 
-from mendersim.telemetry.schedule import BATCH, Schedule
+from mendersim.schedule import BATCH, Schedule
 
 
 class Sink:
@@ -51,7 +51,7 @@ def test_a_failing_action_is_logged_and_the_others_still_run(caplog: pytest.LogC
     gevent.sleep(0.2)
     schedule.stop()
     assert ran == ["after"]
-    assert "a scheduled telemetry action failed" in caplog.text
+    assert "a scheduled action failed" in caplog.text
 
 
 def test_a_backlog_yields_between_batches_so_other_greenlets_run():

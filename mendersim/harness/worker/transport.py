@@ -14,17 +14,15 @@ Connection policies (what the server sees of a device's connections):
 from __future__ import annotations
 
 import errno
-import heapq
-import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
-from gevent.event import Event
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
@@ -32,6 +30,7 @@ from mendersim.device import steps
 from mendersim.device.transport import Response, TransportError, WebSocket
 from mendersim.errors import ConfigError
 from mendersim.harness.reporting import stats
+from mendersim.schedule import Schedule
 
 CONNECT_TIMEOUT_S = 10.0
 NETWORK_TIMEOUT_S = 60.0
@@ -113,39 +112,21 @@ class _Kept:
 
 
 class IdleReaper:
-    """Closes kept connections idle longer than their timeout: one greenlet per process, woken
-    at the earliest deadline, instead of a timer per device."""
+    """Closes kept connections idle longer than their timeout: the process's one schedule of
+    deadlines, instead of a timer per device."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Kept]] = []
-        self._order = itertools.count()
-        self._wake = Event()
-        self._greenlet: gevent.Greenlet | None = None
+        self._schedule = Schedule()
 
     def rest(self, kept: _Kept, timeout: float) -> None:
         """`kept` is idle from now; it is closed after `timeout` seconds unless used again."""
         kept.idle_until = until = time.monotonic() + timeout
-        heapq.heappush(self._heap, (until, next(self._order), kept))
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
-        elif self._heap[0][2] is kept:
-            self._wake.set()  # earlier than the deadline the reaper sleeps towards
+        self._schedule.at(until, partial(_close_if_idle_since, kept, until))
 
-    def _run(self) -> None:
-        heap = self._heap
-        try:
-            while heap:
-                until, _, kept = heap[0]
-                wait = until - time.monotonic()
-                if wait > 0:
-                    self._wake.wait(wait)
-                    self._wake.clear()
-                    continue
-                heapq.heappop(heap)
-                if kept.idle_until == until:  # not used since it went idle
-                    kept.close()
-        finally:
-            self._greenlet = None
+
+def _close_if_idle_since(kept: _Kept, until: float) -> None:
+    if kept.idle_until == until:  # not used since it went idle
+        kept.close()
 
 
 IDLE_REAPER = IdleReaper()

@@ -1,10 +1,12 @@
-"""The timed readings of every streaming device in a process, run from one greenlet.
+"""Timed actions of many objects in a process, run from one greenlet over a heap of due times.
 
-A greenlet per device sleeping until its next reading costs a timer, two stack switches and a
-loop iteration per message; at 10,000 messages a second that was a third of a core. One
-greenlet over a heap of due times runs every action that is due in one pass instead, yielding
-between batches so the devices' HTTP exchanges are not held up. Each action's lateness (how
-long after its due time it ran) goes to the clock's scheduler-lag histogram, as a sleep's does.
+A greenlet (or a timer) per object costs a timer, two stack switches and usually a loop
+iteration per wake-up; for every streaming device's readings that was a third of a core at
+10,000 messages a second. The schedule runs every action that is due in one pass instead,
+yielding between batches so the devices' HTTP exchanges are not held up. With a lateness sink
+(the harness clock), each action's lateness, how long after its due time it ran, goes to the
+scheduler-lag histogram, as a sleep's does. Users: the telemetry readings (one schedule per
+telemetry hub) and the kept connections' idle reaper.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Schedule:
 
     def at(self, when: float, action: Action) -> None:
         """Run `action` at monotonic time `when`, on the schedule's greenlet. It must not block
-        for long: every other device's reading waits behind it."""
+        for long: every other action waits behind it."""
         heapq.heappush(self._heap, (when, next(self._order), action))
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
@@ -86,5 +88,5 @@ class Schedule:
                 lateness.record_late(now - when)
             try:
                 action()
-            except Exception:  # one device's failure must not stop every device's telemetry
-                log.exception("a scheduled telemetry action failed")
+            except Exception:  # one object's failure must not stop every other's
+                log.exception("a scheduled action failed")
