@@ -90,12 +90,12 @@ def test_a_map_that_fails_the_reboot_fails_the_deployment(spec_check, tmp_path):
     with _accepted_device(MAPPED, SCALE, spec_check, v2="on") as (server, transport, found):
         management = server.management()
         deployment_id = _deploy(server, tmp_path, found["id"], "edge-os-1.14.0", fail_reboot)
+
         # The device reports the failure first and uploads its log after, as the C++ client does.
-        _wait_for(
-            lambda: [d for d in management.deployment_devices(deployment_id, "failure") if d["log"]],
-            15,
-            "the failure's log",
-        )
+        def failed_with_log() -> list:
+            return [d for d in management.deployment_devices(deployment_id, "failure") if d["log"]]
+
+        _wait_for(failed_with_log, 15, "the failure's log")
         text = management.device_log(deployment_id, found["id"])
         plain_id = _deploy(server, tmp_path, found["id"], "edge-os-1.15.0", None)
         refused = _management(server, "PATCH", f"/{plain_id}", json={"update_control_map": {}})
