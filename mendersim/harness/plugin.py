@@ -96,6 +96,7 @@ class Harness:
         self._acceptance: AcceptanceWatch | None = None
         self.recorder: Recorder | None = None
         self._reporter: gevent.Greenlet | None = None
+        self._quitting = False  # the stop under way ends the run (no swarm follows it)
         self._server: Any = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -319,7 +320,8 @@ class Harness:
             self._rollout.stop()
         if self._commander is not None:
             self._commander.stop()
-        self.coordinator.collect(self._live_workers())
+        headless = bool(getattr(self.environment.parsed_options, "headless", False))
+        self.coordinator.collect(self._live_workers(), quitting=self._quitting or headless)
         if isinstance(self.runner, MasterRunner):
             # Devices are stopped now; one more worker report carries their last requests,
             # which Locust's quit (0.5 s for final reports) would otherwise often miss.
@@ -341,6 +343,7 @@ class Harness:
 
     def _on_quitting(self, **_: Any) -> None:
         """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report."""
+        self._quitting = True
         if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
             logger.info("stopping devices before exit")
             self.runner.stop()

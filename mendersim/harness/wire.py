@@ -15,7 +15,7 @@ STATES = "mendersim:states"  # {"updates": [...], "final": bool}
 RETURN = "mendersim:return"  # {"key", "ids"}: devices no user of mine simulates any more
 # master → worker
 SLICE = "mendersim:slice"  # {"records": [...], "engine": {...}, "profiles": {...}, "last", "error"}
-COLLECT = "mendersim:collect"  # {}: stop the devices and send every state update, final
+COLLECT = "mendersim:collect"  # {quitting}: stop the devices and send every state update, final
 
 CHUNK = 500  # records per message: a few hundred kB with RSA keys
 

@@ -3,7 +3,8 @@ workers for about a minute (bench/bench_density.py runs the full size).
 
 What it keeps working: every user spawned and counted once in the Fleet JSON, no worker ever
 reported missing (while spawning, running, or handing in the state of 10,000 devices each at
-stop), SIGTERM ending every process of the run, and the store holding what the server saw."""
+stop), SIGTERM ending every process of the run (workers leave their users to an immediate
+exit), and the store holding what the server saw."""
 
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def test_twenty_thousand_devices_spawn_run_and_stop_with_every_worker_present(tm
     assert not alive, f"still running {EXIT_BOUND_S} s after SIGTERM: {alive}"
     assert "setting state to missing" not in text, text[-3000:]
     assert "didn't have proper args" not in text
+    # the run ends with this stop: each worker leaves its users to its exit instead of ending them
+    assert text.count("users left to the exit") == 2, text[-3000:]
+    assert "still quitting after" not in text  # each exited by itself, not by its grace deadline
+    assert run.returncode == 0, text[-3000:]
     # each live device counted once, by the workers that simulate it
     assert counted[-1] == (DEVICES, DEVICES), counted
     assert fleet["workers"] == 2

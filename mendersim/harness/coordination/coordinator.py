@@ -203,13 +203,16 @@ class Coordinator:
     def start_writing(self) -> None:
         self.writer.start()
 
-    def collect(self, clients: list[str]) -> None:
-        """Ask every worker holding devices for its final state, wait (bounded), write it all."""
+    def collect(self, clients: list[str], *, quitting: bool = False) -> None:
+        """Ask every worker holding devices for its final state, wait (bounded), write it all.
+        `quitting`: the run ends with this stop, so workers need not end their users."""
         holders = [c for c in clients if c in self._key_of]
         self._awaiting_final = set(holders)
         self._all_final.clear()
         for client in holders:
-            self._environment.runner.send_message(wire.COLLECT, {}, client_id=client)
+            self._environment.runner.send_message(
+                wire.COLLECT, {"quitting": quitting}, client_id=client
+            )
         if self._awaiting_final and not self._all_final.wait(COLLECT_TIMEOUT_S):
             logger.warning(
                 "no final device state from %d worker(s) after %.0f s; their last reported "

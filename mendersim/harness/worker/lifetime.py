@@ -9,6 +9,8 @@
   kernel still accepts the connection, a dead master's refuses it, and then the worker quits.
 - A quitting worker has EXIT_GRACE_S to finish; then a real thread ends the process, which no
   saturated gevent loop can delay.
+- A worker that left its users to its exit (the hand-in of a run that ends) exits as soon as
+  Locust's quit has sent its last messages, without the interpreter's teardown ending each user.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from typing import Any
 
@@ -108,3 +111,24 @@ def exit_within_grace(**_: Any) -> None:
         os._exit(EXIT_CODE)
 
     start_thread(deadline, ())
+
+
+FLUSH_LINGER_MS = 2000  # Locust's last messages (final stats, "quit") still queued in ZeroMQ
+
+
+def exit_at_quit(environment: Any) -> None:
+    """End the process at Locust's `quit` event, after every listener registered so far, once
+    logs and Locust's queued messages are out. Locust fires `quit` last, with the exit code;
+    a worker writes no CSV files, the only step after it."""
+
+    def exit_now(exit_code: int = 0, **_: Any) -> None:
+        client = environment.runner.client
+        context = client.socket.context
+        client.close(linger=FLUSH_LINGER_MS)
+        context.term()  # returns once the queued messages are sent, or after the linger
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+
+    environment.events.quit.add_listener(exit_now)
