@@ -205,7 +205,10 @@ class DevicePool:
         self.flush(final=True)
         self._handed_in = self._count(held)
         handed = time.monotonic()
-        if (msg.data or {}).get("quitting") and isinstance(environment.runner, WorkerRunner):
+        leave = bool((msg.data or {}).get("quitting")) and isinstance(
+            environment.runner, WorkerRunner
+        )
+        if leave:
             self._leave_users()
         else:
             self._end_users()
@@ -217,7 +220,7 @@ class DevicePool:
             handed - began,
             on_the_wire,
             waited - began,
-            "left to the exit" if self._left else "ended",
+            "left to the exit" if leave else "ended",
             time.monotonic() - handed,
         )
 
@@ -226,16 +229,18 @@ class DevicePool:
         Locust's quit: a user ended while blocked in an exchange costs 0.2 to 0.8 ms (500,000
         of them per worker at a million devices), and the interpreter's teardown would end each
         left user the same way. Their devices are stopped, so a user that wakes ends itself."""
-        here = gevent.getcurrent()
         group = self._environment.runner.user_greenlets
-        self._left = [g for g in group if g is not here]
+        self._left = self._other_users()  # held: a collected suspended greenlet is ended
         for user in self._left:
             group.discard(user)
         lifetime.exit_at_quit(self._environment)
 
-    def _end_users(self) -> None:
+    def _other_users(self) -> list[gevent.Greenlet]:
         here = gevent.getcurrent()  # a user that stopped the run ends with Locust's own stop
-        users = [g for g in self._environment.runner.user_greenlets if g is not here]
+        return [g for g in self._environment.runner.user_greenlets if g is not here]
+
+    def _end_users(self) -> None:
+        users = self._other_users()
         for start in range(0, len(users), 5000):
             gevent.killall(users[start : start + 5000], block=True)
             # the dead leave Locust's group from hub callbacks: let them run, or Locust's stop
