@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -24,9 +26,16 @@ def free_port() -> int:
 
 class Broker:
     def __init__(
-        self, folder: Path, *, password: str | None = None, max_queued: int = 100000
+        self,
+        folder: Path,
+        *,
+        password: str | None = None,
+        max_queued: int = 100000,
+        persistence: bool = False,
     ) -> None:
         self.folder = folder
+        # kept sessions and their queued messages survive a restart, as on a platform's broker
+        self.persistence = persistence
         self.port = free_port()
         self.password = password
         self.max_queued = max_queued  # QoS 1/2 messages the broker queues per slow subscriber
@@ -35,7 +44,8 @@ class Broker:
     def _config(self) -> Path:
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence false",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.folder}/",
             f"max_queued_messages {self.max_queued}",
             "log_dest stderr",
             # started as root, mosquitto would switch to its own user and not read our files
@@ -91,14 +101,21 @@ def running_broker(folder: Path, **kwargs):
 class Subscriber:
     """A plain paho client in its own thread: what an IoT platform receives."""
 
-    def __init__(self, port: int, topic: str, qos: int = 2) -> None:
+    def __init__(self, port: int, topic: str, qos: int = 2, *, session: str = "") -> None:
+        """`session` names a session the broker keeps for an hour while this client is away,
+        so what it accepted for the subscriber reaches it after a reconnect."""
         self.messages: list[mqtt.MQTTMessage] = []
         self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=session, protocol=mqtt.MQTTv5
+        )
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=qos)
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = lambda c, u, m: self.messages.append(m)
-        self.client.connect("127.0.0.1", port)
+        kept = Properties(PacketTypes.CONNECT)
+        if session:
+            kept.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, properties=kept)
         self.client.loop_start()
         assert self._ready.wait(10)
 
