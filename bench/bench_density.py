@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
+import re
 import shutil
 import signal
 import sqlite3
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -114,6 +117,8 @@ def run_once(args, source: Path, pacing: str) -> dict:
                     "1",
                     "--mendersim-start-pacing",
                     pacing,
+                    "--csv",
+                    str(tmp / "run"),
                     *(timing if args.polling else []),
                     *workers,
                 ],
@@ -137,6 +142,8 @@ def run_once(args, source: Path, pacing: str) -> dict:
             figures["missing"] = [line for line in missing if line[1:20] < stopped_at]
             figures["missing_stopping"] = len(missing) - len(figures["missing"])
             figures["paced"] = [line for line in text.splitlines() if "start-ups paced" in line]
+            figures["handins"] = [line for line in text.splitlines() if "hand-in of" in line]
+            figures["connection_failures"] = connection_failures(tmp / "run_failures.csv")
             figures["saturated"] = text.count("cannot keep its devices") + text.count(
                 "the load generator is saturated"
             )
@@ -156,6 +163,19 @@ def stop(run) -> dict:
         process.kill()
     run.wait(timeout=10)
     return {"exit_s": time.monotonic() - started, "left_alive": len(alive)}
+
+
+def connection_failures(path: Path) -> Counter[str]:
+    """Exchanges that failed below HTTP (reset, refused, timed out...), by kind, from Locust's
+    failures CSV, where the transport's error reads `TransportError('kind: detail')`."""
+    kinds: Counter[str] = Counter()
+    if path.exists():
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                kind = re.match(r"TransportError\('(\w+):", row["Error"])
+                if kind:
+                    kinds[kind.group(1)] += int(row["Occurrences"])
+    return kinds
 
 
 def store_accepted(db: Path, url: str) -> int:
@@ -272,10 +292,13 @@ def report(args, figures: dict) -> None:
         f"SIGTERM to the last process gone: {figures['exit_s']:.1f} s (target <= 15 s), "
         f"left alive: {figures['left_alive']}"
     )
+    for line in figures["handins"]:
+        print(f"  {line.strip()}")
     print(
         f"accepted, server / store after the run: {figures['server_accepted']} / "
         f"{figures['store_accepted']}"
     )
+    print(f"exchanges failed below HTTP, by kind: {dict(figures['connection_failures'])}")
     met = (
         max(figures["rss"]) <= 20_000 * args.devices  # 2 GB per 100,000 devices (issue 5)
         and max(lag, max(figures["ramp_lag"])) <= 1

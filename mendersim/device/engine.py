@@ -168,14 +168,12 @@ class Device:
         if self._deviceconnect is not None:
             self._deviceconnect.stop()
 
-    def untouched(self) -> bool:
-        """Whether the device has done nothing since its state was last taken: no token, no
-        deployment in progress or unreported, the status it was built with."""
-        return (
-            self._token is None
-            and not self._history
-            and self.phase == "idle"
-            and self.status == self.record.status
+    def unsent(self) -> bool:
+        """Whether the device holds state the store has not taken: a status other than the
+        record's, a finished deployment not handed out, or one in progress (its record may
+        already name the new artifact). A token is not state: the store keeps none."""
+        return bool(
+            self._history or self.status != self.record.status or self.phase in DEPLOYMENT_PHASES
         )
 
     def state_update(self) -> DeviceStateUpdate:
@@ -348,7 +346,8 @@ class Device:
             status = "rejected" if self.status in ("accepted", "rejected") else "pending"
             if status != self.status:
                 log.info("device %s: authentication refused, now %s", self.record.device_id, status)
-            self.status = status
+                self.status = status
+                self.listener.status_changed(self, status)
         else:
             log.debug(
                 "device %s: authentication answered %d", self.record.device_id, response.status

@@ -15,6 +15,9 @@ class DeviceListener:
     def accepted(self, device: Device, seconds_waiting: float) -> None:
         """The first successful authentication, `seconds_waiting` after the first attempt."""
 
+    def status_changed(self, device: Device, status: str) -> None:
+        """Refused after all: the device's status became rejected or pending."""
+
     def phase_changed(self, device: Device, old: str, new: str) -> None:
         """The device moved between phases (idle, polling, downloading, ...)."""
 

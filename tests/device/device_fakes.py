@@ -329,6 +329,7 @@ class Recorder:
     def __getattr__(self, name):
         if name not in (
             "accepted",
+            "status_changed",
             "phase_changed",
             "deployment_finished",
             "download_finished",

@@ -12,6 +12,7 @@ from device_fakes import Offer, artifact, make_record, profile, rig
 from mendersim import CLIENT_VERSION
 from mendersim.device.transport import Response, TransportError
 from mendersim.fleet import keys
+from mendersim.harness import wire
 
 
 def run_until(device, clock, seconds):
@@ -69,10 +70,12 @@ def test_pending_status_is_kept_while_refused():
 def test_a_device_this_server_accepted_before_is_rejected_at_every_refusal(known, seen):
     record = make_record()
     record.status = known  # what the store says this server answered last
-    device, server, clock, _ = rig(record=record)
+    device, server, clock, listener = rig(record=record)
     server.refuse_auth = 10**6
     run_until(device, clock, 3000)
     assert len(server.of("auth")) > 2 and device.status == seen
+    # told once, so that the store hears of it at once, not again at every refusal after
+    assert listener.named("status_changed") == [(seen,)]
 
 
 def test_401_mid_run_reauthenticates_and_retries_once():
@@ -240,6 +243,20 @@ def test_state_update_drains_history():
     assert [h.deployment_id for h in first.history] == ["dep-1"]
     assert first.artifact_name == "tcu-fw-5.0.0" and first.status == "accepted"
     assert device.state_update().history == []
+
+
+@pytest.mark.parametrize("deployment", [False, True])
+def test_unsent_is_what_the_store_has_not_taken_a_token_is_not(deployment):
+    record = make_record()
+    device, server, clock, _ = rig(record=record)
+    assert not device.unsent()  # built from its record
+    if deployment:
+        server.offer = Offer("dep-1", "tcu-fw-5.0.0", artifact())
+    run_until(device, clock, 1000)
+    assert device.unsent() and device.status == "accepted" != record.status
+    wire.apply_update(record, device.state_update())  # what the worker's flush does
+    assert not device.unsent()  # accepted, with its token, and the store knows it
+    assert record.artifact_name == ("tcu-fw-5.0.0" if deployment else "tcu-fw-4.2.1")
 
 
 def test_429_retry_after_as_an_http_date():

@@ -8,6 +8,7 @@ exit), and the store holding what the server saw."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import time
@@ -89,3 +90,6 @@ def test_twenty_thousand_devices_spawn_run_and_stop_with_every_worker_present(tm
         ).fetchone()
     # A device whose answer was still on the wire at SIGTERM is accepted by the server only.
     assert accepted_by_server * 0.99 <= stored <= accepted_by_server, (stored, accepted_by_server)
+    # the store had most of it before the stop: the hand-in sends only what it had not taken
+    handed = [int(n) for n in re.findall(r"hand-in of \d+ devices: (\d+) updates sent", text)]
+    assert len(handed) == 2 and sum(handed) < stored / 2, (handed, stored)

@@ -28,7 +28,7 @@ def _app(environ, start_response):
     if path == "/status/500":
         start_response("500 Internal Server Error", [("Content-Length", "4")])
         return [b"oops"]
-    if path == "/slow":
+    if path in ("/slow", "/peer-slow"):
         gevent.sleep(0.3)
     if path == "/artifact":
         start_response("200 OK", [("Content-Length", str(len(PAYLOAD)))])
@@ -110,10 +110,12 @@ def test_fresh_opens_a_new_connection_per_exchange_and_keeps_none(counting, reco
 
 def test_fresh_devices_in_flight_together_each_have_their_own_connection(counting, recorded):
     env, _ = recorded
-    devices = [GeventTransport(env, counting.url, profile="p") for _ in range(20)]
-    calls = [gevent.spawn(d.request, steps.NEXT, "GET", "/slow") for d in devices]
+    shared = GeventTransport(env, counting.url, profile="p")  # as the pool gives every device
+    assert not shared.keeps_connections
+    calls = [gevent.spawn(shared.request, steps.NEXT, "GET", "/peer-slow") for _ in range(20)]
     gevent.joinall(calls, timeout=10, raise_error=True)
     assert {call.value.status for call in calls} == {200}
+    assert len({call.value.body for call in calls}) == 20  # twenty client ports
     assert counting.accepted == 20
     assert counting.wait_open(0) == 0
 
@@ -121,6 +123,7 @@ def test_fresh_devices_in_flight_together_each_have_their_own_connection(countin
 def test_keepalive_reuses_one_connection_within_the_idle_timeout(counting, recorded):
     env, _ = recorded
     transport = GeventTransport(env, counting.url, profile="p", idle_timeout=30.0)
+    assert transport.keeps_connections  # the pool gives each such device its own
     for _ in range(3):
         transport.request(steps.NEXT, "GET", "/peer")
         gevent.sleep(0.05)

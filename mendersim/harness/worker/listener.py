@@ -47,6 +47,9 @@ class HarnessListener(DeviceListener):
         self._counters.mark(device)
         self._fire(device, stats.TIME_TO_ACCEPTED, seconds_waiting * 1000.0)
 
+    def status_changed(self, device: Device, status: str) -> None:
+        self._counters.mark(device)
+
     def deployment_finished(self, device: Device, record: DeploymentRecord, seconds: float) -> None:
         result = record.result or "unknown"
         self._counters.outcomes[result] += 1

@@ -50,6 +50,18 @@ def seen_status(device: Device) -> str:
     return "accepted" if device.accepted_in_run else NOT_ACCEPTED
 
 
+def engine_config(engine: dict[str, Any]) -> EngineConfig:
+    """The engine settings of a lease, one object shared by every device built from it."""
+    return EngineConfig(
+        tenant_token=engine["tenant_token"],
+        time_scale=engine["time_scale"],
+        poll_interval=engine["poll_interval"],
+        seed=engine["seed"],
+        start_spread=engine["start_spread"],
+        deviceconnect_ping=engine.get("deviceconnect_ping", PING_EVERY_S),
+    )
+
+
 def idle_timeout(engine: dict[str, Any]) -> float:
     """Seconds a device's connection may stay idle: 0 under `fresh`; under `keepalive` the
     timeout in device time, scaled as every device timer is, so that a time-scaled run holds
@@ -57,12 +69,6 @@ def idle_timeout(engine: dict[str, Any]) -> float:
     if engine["connection"] != "keepalive":
         return 0.0
     return float(engine["idle_timeout"]) * float(engine["time_scale"])
-
-
-def _yield_every(done: int, every: int = 2000) -> None:
-    """Let the hub run (Locust's heartbeat among it) during a loop over every device."""
-    if done % every == 0:
-        gevent.sleep(0)
 
 
 class LeaseRefused(MendersimError):
@@ -83,9 +89,13 @@ class DevicePool:
         self._restart = True  # this process holds no device of its lease yet
         self._returning = False
         self._engine: dict[str, Any] = {}
+        self._config = EngineConfig()
         self._behaviours: dict[str, Behaviour] = {}
         self._records: dict[Device, DeviceRecord] = {}
-        self._transports: dict[Device, GeventTransport] = {}
+        # `fresh` transports hold no state of a device: one per host and profile serves all;
+        # a `keepalive` device has its own, closed when it leaves
+        self._shared: dict[tuple[str, str], GeventTransport] = {}
+        self._kept: dict[Device, GeventTransport] = {}
         self._updates: list[DeviceStateUpdate] = []
         self._flusher: gevent.Greenlet | None = None
         # the fleet as it was handed in at the end of a swarm, once its users are ended
@@ -116,7 +126,9 @@ class DevicePool:
         device.stop()
         if self.telemetry is not None:
             self.telemetry.stop(device)
-        self._transports.pop(device).close()
+        kept = self._kept.pop(device, None)
+        if kept is not None:
+            kept.close()
         self.counters.changed.discard(device)
         if self._handed_in is None:  # else its state went to the master with the hand-in
             self._take_update(device, record)
@@ -135,14 +147,17 @@ class DevicePool:
         return self._count(list(self._records))
 
     @staticmethod
-    def _count(devices: list[Device]) -> tuple[Counter[str], Counter[str]]:
+    def _count(
+        devices: list[Device], *, yielding: bool = True
+    ) -> tuple[Counter[str], Counter[str]]:
         by_status: Counter[str] = Counter()
         by_phase: Counter[str] = Counter()
         for done, device in enumerate(devices, 1):
             by_status[seen_status(device)] += 1
             if device.phase != "idle":
                 by_phase[device.phase] += 1
-            _yield_every(done, 5000)
+            if yielding and done % 5000 == 0:
+                gevent.sleep(0)  # the Fleet JSON's walk during a run keeps the lag down
         return by_status, by_phase
 
     # -- messages ------------------------------------------------------------------------------
@@ -157,6 +172,7 @@ class DevicePool:
             return
         if data.get("engine"):
             self._engine = data["engine"]
+            self._config = engine_config(self._engine)
             overrides = tuple(tuple(pair) for pair in self._engine.get("traffic") or ())
             for name, document in data.get("profiles", {}).items():
                 if name not in self._behaviours:
@@ -181,29 +197,30 @@ class DevicePool:
         the users (or, in a worker whose process ends with this stop, leave them to its exit).
 
         Requests on the wire are waited for (bounded): a final status the server takes in the
-        last moment must reach the device's history before the state is taken. A device that
-        did nothing this run (no token, no deployment, the status it started with) has nothing
-        to send. The users are ended here, in chunks, because Locust's own stop spawns a
-        greenlet per user (at 500,000 users, gigabytes and minutes)."""
+        last moment must reach the device's history before the state is taken. A device whose
+        state the store already holds (its status and finished deployments went out as they
+        changed) sends nothing again: at a million devices that is most of the fleet. The users
+        are ended here, in chunks, because Locust's own stop spawns a greenlet per user (at
+        500,000 users, gigabytes and minutes)."""
         began = time.monotonic()
+        # The loops below do not yield: on a hub busy with answers coming back, each yield costs
+        # tens of milliseconds (21 s for 500,000 devices), and the heartbeats go from a thread.
         held = list(self._records)  # a device that ends during the hand-in is still counted
-        for done, device in enumerate(held, 1):
+        for device in held:
             device.stop()
-            _yield_every(done)
         deadline = time.monotonic() + IN_FLIGHT_GRACE_S
         while IN_FLIGHT.count and time.monotonic() < deadline:
             gevent.sleep(0.02)
         on_the_wire, waited = IN_FLIGHT.count, time.monotonic()
-        for done, (device, record) in enumerate(list(self._records.items()), 1):
-            if not device.untouched():
+        for device, record in list(self._records.items()):
+            if device.unsent():
                 self._take_update(device, record)
-            _yield_every(done)
         if self.telemetry is not None:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
         sent = len(self._updates)
         self.flush(final=True)
-        self._handed_in = self._count(held)
+        self._handed_in = self._count(held, yielding=False)
         handed = time.monotonic()
         leave = bool((msg.data or {}).get("quitting")) and isinstance(
             environment.runner, WorkerRunner
@@ -314,33 +331,32 @@ class DevicePool:
 
     def _build(self, record: DeviceRecord) -> Device:
         engine = self._engine
-        transport = GeventTransport(
-            self._environment,
-            self._environment.host,
-            profile=record.profile,
-            idle_timeout=idle_timeout(engine),
-        )
-        config = EngineConfig(
-            tenant_token=engine["tenant_token"],
-            time_scale=engine["time_scale"],
-            poll_interval=engine["poll_interval"],
-            seed=engine["seed"],
-            start_spread=engine["start_spread"],
-            deviceconnect_ping=engine.get("deviceconnect_ping", PING_EVERY_S),
-        )
+        transport = self._transport_for(record.profile, idle_timeout(engine))
         device = Device(
             record,
             self._behaviours[record.profile],
             transport,
             self._clock,
-            config=config,
+            config=self._config,
             listener=self._listener,
         )
         self._records[device] = record
-        self._transports[device] = transport
+        if transport.keeps_connections:
+            self._kept[device] = transport
         if self.telemetry is not None:
             self.telemetry.start(device, engine, self._clock)
         return device
+
+    def _transport_for(self, profile: str, timeout: float) -> GeventTransport:
+        host = self._environment.host
+        if timeout:
+            return GeventTransport(self._environment, host, profile=profile, idle_timeout=timeout)
+        shared = self._shared.get((host, profile))
+        if shared is None:
+            shared = self._shared[(host, profile)] = GeventTransport(
+                self._environment, host, profile=profile
+            )
+        return shared
 
     def _take_update(self, device: Device, record: DeviceRecord) -> None:
         update = device.state_update()

@@ -143,10 +143,11 @@ IN_FLIGHT = _InFlight()
 
 
 class GeventTransport:
-    """One device's view of the network; cheap to hold for 100,000 devices.
+    """A device's view of the network.
 
-    `idle_timeout` 0 is the `fresh` policy; more than 0 keeps a connection per host for as long
-    as it has been idle for less than that many seconds (`keepalive`)."""
+    `idle_timeout` 0 is the `fresh` policy, which holds nothing of a device: one transport
+    serves every device of a profile. More than 0 keeps a connection per host for as long as it
+    has been idle for less than that many seconds (`keepalive`): one transport per device."""
 
     __slots__ = ("_base", "_environment", "_idle_timeout", "_kept", "_profile")
 
@@ -158,6 +159,10 @@ class GeventTransport:
         self._profile = profile
         self._idle_timeout = idle_timeout
         self._kept: dict[_Origin, _Kept] | None = None
+
+    @property
+    def keeps_connections(self) -> bool:
+        return bool(self._idle_timeout)
 
     def _target(self, url: str) -> tuple[_Origin, str]:
         if url.startswith(("http://", "https://")):
