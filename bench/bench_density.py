@@ -17,6 +17,7 @@ without it, devices at production timing are measured idle (most still in their 
 
     python bench/bench_density.py --devices 100000
     python bench/bench_density.py --devices 20000 --polling --settle 90
+    python bench/bench_density.py --devices 1000000 --processes 2 --share-cores --server stub
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import psutil
 import requests
 from fleet_bench import SERVER_CPU, locust, pin, seeded_fleet
+from stub_server import running_stub
 
 from mendersim.fleet.acceptance import ServerKey
 from mendersim.server.process import free_port, running_server
@@ -55,6 +57,13 @@ def main() -> None:
         "--server-latency",
         help="the embedded server answers this late (its --latency, e.g. 30s): SIGTERM then "
         "meets as many requests on the wire as a saturated server leaves",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("embedded", "stub"),
+        default="embedded",
+        help="the embedded server, or nginx answering with fixed answers (bench/stub_server.py)"
+        " so that a fleet the embedded server cannot keep up with measures the generator",
     )
     parser.add_argument(
         "--share-cores",
@@ -88,8 +97,14 @@ def run_once(args, source: Path, pacing: str) -> dict:
         db = tmp / "fleet.db"
         shutil.copyfile(source, db)  # the run writes device state; keep the cached fleet fresh
         latency = ["--latency", args.server_latency] if args.server_latency else []
-        with running_server("--acceptance", "auto", *latency) as server:
-            pin(server.process.pid, SERVER_CPU)
+        serving = (
+            running_stub()
+            if args.server == "stub"
+            else running_server("--acceptance", "auto", *latency)
+        )
+        with serving as server:
+            for process in [server.process, *psutil.Process(server.process.pid).children()]:
+                pin(process.pid, SERVER_CPU)
             port = free_port()
             log = tmp / "locust.log"
             run = locust(
@@ -134,7 +149,11 @@ def run_once(args, source: Path, pacing: str) -> dict:
                 shutil.copyfile(log, kept)  # the run's console outlives its folder
                 print(f"console of the run: {kept}")
             figures.update(figures_exit)
-            figures["server_accepted"] = server.management().count_devices("accepted")
+            figures["server_accepted"] = (
+                answered_auths(tmp / "run_stats.csv")
+                if args.server == "stub"
+                else server.management().count_devices("accepted")
+            )
             figures["store_accepted"] = store_accepted(db, server.url)
             text = log.read_text(errors="replace")
             missing = [line for line in text.splitlines() if "setting state to missing" in line]
@@ -176,6 +195,16 @@ def connection_failures(path: Path) -> Counter[str]:
                 if kind:
                     kinds[kind.group(1)] += int(row["Occurrences"])
     return kinds
+
+
+def answered_auths(path: Path) -> int:
+    """Authentications answered 200, from Locust's stats CSV: what the stub accepted (it keeps
+    no state; its token never expires, so each device authenticates once)."""
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if (row["Type"], row["Name"]) == ("POST", "auth"):
+                return int(row["Request Count"]) - int(row["Failure Count"])
+    return 0
 
 
 def store_accepted(db: Path, url: str) -> int:
@@ -295,7 +324,8 @@ def report(args, figures: dict) -> None:
     for line in figures["handins"]:
         print(f"  {line.strip()}")
     print(
-        f"accepted, server / store after the run: {figures['server_accepted']} / "
+        f"accepted, {'answered by the stub' if args.server == 'stub' else 'server'} / store "
+        f"after the run: {figures['server_accepted']} / "
         f"{figures['store_accepted']}"
     )
     print(f"exchanges failed below HTTP, by kind: {dict(figures['connection_failures'])}")

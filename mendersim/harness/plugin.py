@@ -19,7 +19,6 @@ from locust.runners import (
     STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
-    WORKER_REPORT_INTERVAL,
     MasterRunner,
     WorkerRunner,
 )
@@ -321,12 +320,9 @@ class Harness:
         if self._commander is not None:
             self._commander.stop()
         headless = bool(getattr(self.environment.parsed_options, "headless", False))
+        # a worker's last figures arrive ahead of its final state (pool.on_collect)
         self.coordinator.collect(self._live_workers(), quitting=self._quitting or headless)
-        if isinstance(self.runner, MasterRunner):
-            # Devices are stopped now; one more worker report carries their last requests,
-            # which Locust's quit (0.5 s for final reports) would otherwise often miss.
-            gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
-        else:
+        if not isinstance(self.runner, MasterRunner):
             # The final figures, while the stopped devices are still counted: the periodic
             # report ends first, or its next tick would count only the devices still running.
             self._stop_local_reports()

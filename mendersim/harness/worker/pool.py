@@ -219,12 +219,16 @@ class DevicePool:
             self.telemetry.truth.flush()
         self.counters.changed.clear()
         sent = len(self._updates)
-        self.flush(final=True)
         self._handed_in = self._count(held, yielding=False)
+        worker = isinstance(environment.runner, WorkerRunner)
+        if worker:
+            # The stopped devices' last requests and the fleet as handed in reach the master
+            # ahead of the final state (one connection keeps the order): once it has every
+            # final state it has every figure, and need not wait for a periodic report.
+            environment.runner._send_stats()
+        self.flush(final=True)
         handed = time.monotonic()
-        leave = bool((msg.data or {}).get("quitting")) and isinstance(
-            environment.runner, WorkerRunner
-        )
+        leave = worker and bool((msg.data or {}).get("quitting"))
         if leave:
             self._leave_users()
         else:
@@ -281,8 +285,6 @@ class DevicePool:
                 wire.STATES,
                 {"updates": [wire.update_to_wire(u) for u in chunk], "final": final and last},
             )
-            if final:  # a worker's whole fleet: Locust's heartbeats go out between chunks
-                gevent.sleep(0)
 
     def start_flushing(self) -> None:
         self._handed_in = None  # a new swarm
