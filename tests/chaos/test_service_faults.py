@@ -50,7 +50,8 @@ def test_server_killed_and_restarted_with_then_without_its_db(tmp_path):
     prefix = tmp_path / "run"
     with server(tmp_path) as srv:
         log = tmp_path / "run.log"
-        run = locust(*run_args(db, DEVICES, 20, srv.url), "--csv", str(prefix), log=log)
+        # the run outlasts the wait for the fleet to rejoin after the second restart (+10.5 s)
+        run = locust(*run_args(db, DEVICES, 30, srv.url), "--csv", str(prefix), log=log)
         with deploying(srv, tmp_path, DEVICES, [run]):
             time.sleep(4)
             srv.kill()
