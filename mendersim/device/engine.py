@@ -172,9 +172,7 @@ class Device:
         """Whether the device holds state the store has not taken: a status other than the
         record's, a finished deployment not handed out, or one in progress (its record may
         already name the new artifact). A token is not state: the store keeps none."""
-        return bool(
-            self._history or self.status != self.record.status or self.phase in DEPLOYMENT_PHASES
-        )
+        return bool(self._history or self.status != self.record.status or self.deploying)
 
     def state_update(self) -> DeviceStateUpdate:
         """The device's state for the store, with the history entries not handed out yet."""

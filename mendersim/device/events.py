@@ -16,7 +16,7 @@ class DeviceListener:
         """The first successful authentication, `seconds_waiting` after the first attempt."""
 
     def status_changed(self, device: Device, status: str) -> None:
-        """Refused after all: the device's status became rejected or pending."""
+        """The server refused the device: its status became rejected or pending."""
 
     def phase_changed(self, device: Device, old: str, new: str) -> None:
         """The device moved between phases (idle, polling, downloading, ...)."""
