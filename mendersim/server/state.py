@@ -558,13 +558,12 @@ class ServerState:
         deployment, dd = self._device_deployment(device, deployment_id)
         if dd.status == "aborted":
             raise Conflict("deployment aborted")
+        if dd.status == status:  # a repeat, as the client sends when its log upload is retried
+            return
         if dd.status in FINAL_STATUSES:
             raise Conflict(f"deployment already finished with status {dd.status}")
         dd.substate = substate
-        if status != dd.status:
-            self._transition(deployment, dd, status, time.time())
-        else:
-            self.dirty_device_deployments.add((deployment.id, device.id))
+        self._transition(deployment, dd, status, time.time())
 
     def store_log(self, device: Device, deployment_id: str, messages: list[dict]) -> None:
         deployment, dd = self._device_deployment(device, deployment_id)

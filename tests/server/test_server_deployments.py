@@ -59,7 +59,10 @@ def test_full_deployment_reaches_finished_with_statistics(server, release, fleet
     listed = {d["id"]: d for d in api.list_deployments()}
     assert listed[deployment_id]["status"] == "finished"
     assert listed[deployment_id]["device_count"] == 2
-    # finished: further reports conflict, polls have nothing
+    # finished: a repeated final status is taken and changes nothing (the client repeats it when
+    # its log upload is retried); any other report conflicts; polls have nothing
+    assert devices[1].status(deployment_id, "failure").status_code == 204
+    assert api.deployment_statistics(deployment_id) == stats
     assert devices[0].status(deployment_id, "installing").status_code == 409
     assert devices[0].next(release, TYPE).status_code == 204
 
