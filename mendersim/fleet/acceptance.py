@@ -32,11 +32,9 @@ UPSERT = (
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, server, tenant)"
     " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"
 )
-# Devices by the status one server and tenant last gave them (new: no answer of it yet).
-STATUS_COUNTS = (
-    "SELECT COALESCE(a.status, 'new'), COUNT(*) FROM devices d LEFT JOIN acceptance a"
-    " ON a.device_id = d.device_id AND a.server = ? AND a.tenant = ? GROUP BY 1 ORDER BY 1"
-)
+# Devices by the status one server and tenant last gave them; the devices it has not answered
+# yet are the rest of the fleet (new). No join with the devices: a million rows fewer to read.
+STATUS_COUNTS = "SELECT status, COUNT(*) FROM acceptance WHERE server = ? AND tenant = ? GROUP BY 1"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 EMBEDDED = "embedded"
 FINGERPRINT_HEX = 16

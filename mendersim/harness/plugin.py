@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
+import time
 from contextlib import ExitStack
 from typing import Any
 
@@ -151,7 +152,13 @@ class Harness:
             opts.lag_bound, users=lambda: self.runner.user_count, workers=self._live_workers
         )
         self.environment.mendersim_fleet = self.view
-        self.recorder = Recorder(self.environment, self.view, opts.db, self.coordinator.fleet_size)
+        self.recorder = Recorder(
+            self.environment,
+            self.view,
+            opts.db,
+            self.coordinator.fleet_size,
+            self.coordinator.fleet_config,
+        )
         if not self.environment.host:
             server_log = opts.server_log or str(self.recorder.server_log())
             self._server = embedded.start_embedded_server(self._stack, server_log)
@@ -338,20 +345,42 @@ class Harness:
             self._reporter = None
 
     def _on_quitting(self, **_: Any) -> None:
-        """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report."""
+        """Every way a run ends passes here; SIGTERM skips Locust's own stop and HTML report.
+        Once: Locust's shutdown runs twice when a signal's shutdown ends the main greenlet,
+        and a second pass would write the report again from a fleet already gone."""
+        if self._quitting:
+            return
         self._quitting = True
+        began = time.monotonic()
         if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
             logger.info("stopping devices before exit")
-            self.runner.stop()
+            if isinstance(self.runner, MasterRunner):
+                # The collect takes every worker's final state and leaves its users to its
+                # exit at Locust's quit, which follows: waiting for the workers to report their
+                # users stopped (Locust polls once a second) would only delay the exit.
+                self.runner.stop(send_stop_to_client=False)
+            else:
+                self.runner.stop()
             html = getattr(self.environment.parsed_options, "html_file", None)
             if html:
                 self._write_html()
+        stopped = time.monotonic()
         self.coordinator.finish()
         if self.coordinator.writer.behind:
             code = self.environment.process_exit_code or 0
             self.environment.process_exit_code = max(code, STORE_BEHIND_EXIT)
+        written = time.monotonic()
         self._write_report()
+        reported = time.monotonic()
         self._stack.close()  # the embedded server, then the store
+        logger.info(
+            "exit: devices stopped and their state taken in %.1f s, the store's last write "
+            "%.1f s, the report %.1f s, closing %.1f s",
+            stopped - began,
+            written - stopped,
+            reported - written,
+            time.monotonic() - reported,
+        )
 
     def _write_html(self) -> None:
         opts = self.environment.parsed_options

@@ -31,7 +31,7 @@ def percentile(histogram: dict[str, int], percent: float) -> float | None:
 
 
 def _minus(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0) > 0}
+    return {k: d for k, v in now.items() if (d := v - before.get(k, 0)) > 0}
 
 
 @dataclass

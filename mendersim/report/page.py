@@ -64,7 +64,6 @@ class Page:
             xaxis_title=x_title,
             yaxis_title=y_title,
             margin={"l": 60, "r": 20, "t": 40, "b": 40},
-            template="plotly_white",
         )
         self.charts.append((chart_id, json.dumps(figure, cls=PlotlyJSONEncoder)))
         self.add(f'<div class="chart" id="{chart_id}" data-chart="{esc(title)}"></div>')

@@ -74,6 +74,11 @@ class Coordinator:
     def fleet_size(self) -> int:
         return self.book.fleet_size
 
+    @property
+    def fleet_config(self) -> dict[str, Any]:
+        """The store's fleet config, as read when the run started."""
+        return self._fleet
+
     def device_types(self) -> list[str]:
         """Every device type the simulated profiles may have (what a rollout artifact needs)."""
         names = self._options.profiles or tuple(self._profiles)

@@ -1,0 +1,73 @@
+"""SIGTERM in the middle of a distributed ramp: the workers hand in and quit, Locust spawns
+no device that would run after the hand-in, and the store holds what the server saw."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import time
+
+import psutil
+import pytest
+from harness_helpers import TIME_SCALE, gone_within, locust, seed
+
+from mendersim.fleet.acceptance import ServerKey
+from mendersim.server.process import running_server
+
+pytestmark = pytest.mark.integration
+
+DEVICES = 4000
+RATE = 400  # a ten-second ramp; SIGTERM comes in its middle
+EXIT_BOUND_S = 30
+
+
+def _hand_ins(log) -> int:
+    return len(re.findall(r"hand-in of \d+ devices", log.read_text(errors="replace")))
+
+
+def test_sigterm_while_spawning_starts_no_device_after_the_hand_in(tmp_path):
+    db = seed(tmp_path, [{"profile": "smart-building", "count": DEVICES}])
+    log = tmp_path / "run.log"
+    with running_server("--acceptance", "auto") as server:
+        mgmt = server.management()
+        run = locust(
+            "--processes", "2", "--headless", "-u", str(DEVICES), "-r", str(RATE),
+            "-t", "120s", "--host", server.url,
+            "--mendersim-db", str(db), "--mendersim-time-scale", TIME_SCALE,
+            log=log,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while mgmt.count_devices() < DEVICES // 4:
+                assert run.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.2)
+            processes = [psutil.Process(run.pid), *psutil.Process(run.pid).children(True)]
+            run.send_signal(signal.SIGTERM)
+            while _hand_ins(log) < 2 and run.poll() is None:
+                time.sleep(0.05)
+            known_at_hand_in = mgmt.count_devices()
+            _, alive = gone_within(processes, EXIT_BOUND_S)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        known_after, accepted = mgmt.count_devices(), mgmt.count_devices("accepted")
+    text = log.read_text(errors="replace")
+    assert not alive, f"still running {EXIT_BOUND_S} s after SIGTERM: {alive}"
+    assert run.returncode == 0, text[-3000:]
+    assert text.count("users left to the exit") == 2, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    # Locust's shutdown may run twice after a signal; the report is written once
+    assert text.count("run report: ") == 1, text[-3000:]
+    # the ramp was cut: fewer devices than the fleet ever reached the server
+    assert known_after < DEVICES, known_after
+    # no device started once the workers had handed in (Locust's ramp is not told to stop
+    # before its quit): one would reach the server with nothing left to take its state
+    assert known_after == known_at_hand_in, (known_at_hand_in, known_after)
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute(
+            "SELECT COUNT(*) FROM acceptance WHERE server = ? AND status = 'accepted'",
+            (ServerKey.of(server.url).url,),
+        ).fetchone()
+    assert accepted * 0.99 <= stored <= accepted, (stored, accepted)
