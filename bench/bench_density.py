@@ -230,6 +230,7 @@ def sample(run, port: int, args) -> dict:
     spawned_at = None
     rss, lag, ramp_lag, fleet, first = [], [], [], {}, None
     answers: list[float] = []  # seconds the master's web UI took: Fleet JSON, then its page
+    slow: list[str] = []  # when an answer took a second or more, and which
     counts: list[tuple[int, int]] = []  # users, devices counted by status, once spawned
     while time.monotonic() < deadline and run.poll() is None:
         time.sleep(3)
@@ -240,6 +241,10 @@ def sample(run, port: int, args) -> dict:
         except requests.RequestException:
             continue
         answers += [took, page_took]
+        for what, seconds in (("Fleet JSON", took), ("page", page_took)):
+            if seconds >= 1:
+                users = fleet["users"]
+                slow.append(f"{time.strftime('%H:%M:%S')} {what} {seconds:.3f} s, {users} users")
         if first is None:
             first = (fleet["users"], total_rss(process))
         if args.trace:
@@ -271,6 +276,7 @@ def sample(run, port: int, args) -> dict:
         "spawn_s": spawned_at - started,
         "first": first,
         "answers": answers,
+        "slow": slow,
         "counts": counts,
     }
 
@@ -315,6 +321,8 @@ def report(args, figures: dict) -> None:
         f"web UI answers (Fleet JSON and page), {len(answers)}: max {answers[-1]:.3f} s, "
         f"p95 {answers[int(0.95 * (len(answers) - 1))]:.3f} s (target < 1 s)"
     )
+    for line in figures["slow"]:
+        print(f"  {line}")
     wrong = [c for c in figures["counts"] if c != (args.devices, args.devices)]
     print(f"Fleet JSON samples counting other than {args.devices} users and devices: {wrong}")
     print(
