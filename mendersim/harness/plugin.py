@@ -354,13 +354,7 @@ class Harness:
         began = time.monotonic()
         if self.runner.state in (STATE_SPAWNING, STATE_RUNNING):
             logger.info("stopping devices before exit")
-            if isinstance(self.runner, MasterRunner):
-                # The collect takes every worker's final state and leaves its users to its
-                # exit at Locust's quit, which follows: waiting for the workers to report their
-                # users stopped (Locust polls once a second) would only delay the exit.
-                self.runner.stop(send_stop_to_client=False)
-            else:
-                self.runner.stop()
+            self.runner.stop()
             html = getattr(self.environment.parsed_options, "html_file", None)
             if html:
                 self._write_html()
