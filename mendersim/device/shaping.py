@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from mendersim.device import decide, steps
 from mendersim.device.network import NetworkProfile
 from mendersim.device.transport import (
+    IN_FLIGHT,
     Clock,
     Response,
     StreamResponse,
@@ -96,10 +97,14 @@ class ShapedTransport:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
     ) -> Response:
-        self._before(step, len(body) if body else 0)
+        # The link's set-up and the answer's download are part of the exchange (inner counts
+        # its own part): a device stopped meanwhile still sends, or still reads, as a real one.
+        with IN_FLIGHT:
+            self._before(step, len(body) if body else 0)
         response = self._inner.request(step, method, url, headers=headers, body=body)
         if self.profile.down_kbps and response.body:
-            self.clock.sleep(len(response.body) * 8 / (self.profile.down_kbps * 1000.0))
+            with IN_FLIGHT:
+                self.clock.sleep(len(response.body) * 8 / (self.profile.down_kbps * 1000.0))
         return response
 
     def stream(

@@ -35,6 +35,26 @@ class Response:
         return self.headers.get(name.lower(), default)
 
 
+class InFlight:
+    """Exchanges of this process under way, from the moment a device begins one (a shaped
+    link's set-up and download time included) until it has the answer: the end of a run waits
+    for them, so that a final status the server took is also in the device's history."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> None:
+        self.count += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.count -= 1
+
+
+IN_FLIGHT = InFlight()
+
+
 class StreamResponse(Protocol):
     """An open streaming download; closing it ends the exchange and records its statistics."""
 

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -352,11 +353,12 @@ class SeedStore:
             return {str(key): n for key, n in self._conn.execute(sql)}
 
         by = "SELECT {0}, COUNT(*) FROM devices GROUP BY {0} ORDER BY {0}"
+        fleet = makeup(self._conn)
         return {
             "path": str(self.path),
-            "devices": self._conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0],
-            "by_profile": counts(by.format("profile")),
-            "by_key_type": counts(by.format("key_type")),
+            "devices": sum(fleet["by_profile"].values()),
+            "by_profile": fleet["by_profile"],
+            "by_key_type": fleet["by_key_type"],
             "by_server": self._by_server(),
             "by_artifact": counts(by.format("artifact_name")),
             "deployments_by_result": counts(
@@ -374,6 +376,23 @@ class SeedStore:
         for server, tenant, status, count in rows:
             by_server.setdefault(str(ServerKey(server, tenant)), {})[status] = count
         return by_server
+
+
+def makeup(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Devices by profile, by key type and by both, in one scan of the store."""
+    rows = conn.execute(
+        "SELECT profile, key_type, COUNT(*) FROM devices GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    by_profile: Counter[str] = Counter()
+    by_key_type: Counter[str] = Counter()
+    for profile, key_type, count in rows:
+        by_profile[profile] += count
+        by_key_type[key_type] += count
+    return {
+        "by_profile": dict(sorted(by_profile.items())),
+        "by_key_type": dict(sorted(by_key_type.items())),
+        "by_profile_key": {f"{p} / {k}": n for p, k, n in rows},
+    }
 
 
 _TABLES = {"meta", "profiles", "devices", "deployments", "acceptance"}

@@ -35,6 +35,7 @@ from mendersim.harness.coordination.coordinator import Coordinator
 from mendersim.harness.coordination.fleetview import FleetView, process_report
 from mendersim.harness.coordination.leases import NotEnoughDevices
 from mendersim.harness.coordination.rollout import Rollout, RolloutPlan, check_access
+from mendersim.harness.coordination.spawn_dispatch import SpawnDispatch
 from mendersim.harness.coordination.storewriter import STORE_BEHIND_EXIT
 from mendersim.harness.reporting import measures, recorder, webui
 from mendersim.harness.reporting.recorder import Recorder
@@ -97,6 +98,7 @@ class Harness:
         self.recorder: Recorder | None = None
         self._reporter: gevent.Greenlet | None = None
         self._quitting = False  # the stop under way ends the run (no swarm follows it)
+        self._dispatch = SpawnDispatch()
         self._server: Any = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -282,6 +284,8 @@ class Harness:
     # -- coordinating side ---------------------------------------------------------------------
 
     def _on_test_start(self, **_: Any) -> None:
+        if isinstance(self.runner, MasterRunner):
+            self._dispatch.note()
         # The web UI's start form may have changed the options of this swarm.
         try:
             opts = self.options.reread(self.environment.parsed_options)
@@ -320,6 +324,8 @@ class Harness:
             self._commander.start()
 
     def _on_test_stopping(self, **_: Any) -> None:
+        if self._dispatch.end():
+            logger.info("stopped mid-ramp: no more spawn messages go to the workers")
         if self._acceptance is not None:
             self._acceptance.stop()
         if self._rollout is not None:

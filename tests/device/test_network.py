@@ -10,7 +10,7 @@ from device_fakes import Offer, VirtualClock, artifact, profile, rig
 
 from mendersim.device.network import load_network_profile
 from mendersim.device.shaping import ShapedTransport
-from mendersim.device.transport import Response, TransportError
+from mendersim.device.transport import IN_FLIGHT, Response, TransportError
 from mendersim.errors import ConfigError
 from mendersim.paths import profiles_root
 
@@ -74,6 +74,35 @@ def test_latency_and_upload_time_per_exchange():
     # two set-up round trips of 300 ms, 9600 bytes up at 768 kbit/s, 1000 bytes down at 1.6
     expected = 2 * 0.3 + 9600 * 8 / 768_000 + 1000 * 8 / 1_600_000
     assert clock.t == pytest.approx(expected)
+
+
+def test_the_links_set_up_and_download_count_as_an_exchange_on_the_wire():
+    """The end of a run waits for exchanges on the wire; a device stopped while its link sets
+    up still sends its request, so the set-up counts, as does the answer's download."""
+
+    class Counting(VirtualClock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight_while_sleeping: list[int] = []
+
+        def sleep(self, seconds: float) -> None:
+            self.in_flight_while_sleeping.append(IN_FLIGHT.count)
+            super().sleep(seconds)
+
+    class Inner(Echo):
+        def request(self, *args, **kwargs):
+            seen.append(IN_FLIGHT.count)
+            return super().request(*args, **kwargs)
+
+    seen: list[int] = []
+    before = IN_FLIGHT.count
+    clock = Counting()
+    link = ShapedTransport(Inner(), load_network_profile("3g"), clock, device_id="d", seed=0)
+    link.request("inventory", "PUT", "/x", body=b"y" * 9600)
+    # set-up, then download; the inner transport counts its own part
+    assert clock.in_flight_while_sleeping == [before + 1, before + 1]
+    assert seen == [before]
+    assert IN_FLIGHT.count == before
 
 
 def test_device_on_lte_m_sees_latency_on_every_request():

@@ -19,7 +19,6 @@ import os
 import re
 import sqlite3
 import time
-from collections import Counter
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +31,7 @@ from locust.stats import RequestStats, StatsEntry
 import mendersim
 from mendersim.fleet import acceptance
 from mendersim.fleet.acceptance import ServerKey
+from mendersim.fleet.store import makeup
 from mendersim.harness.config.secrets import SECRET_OPTIONS
 from mendersim.harness.coordination.fleetview import FleetView
 from mendersim.harness.reporting import measures, thresholds
@@ -157,7 +157,8 @@ class Recorder:
         self._poll = fleet_config.get("poll_interval")
         # No run changes what the fleet is made of: read once now, not at the exit, where one
         # scan of a million devices costs the stop seconds.
-        self._makeup = fleet_makeup(db)
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            self._makeup = makeup(conn)
         self.run_dir = run_dir_of(environment.parsed_options)
         self.started: float | None = None
         self._greenlet: gevent.Greenlet | None = None
@@ -227,14 +228,14 @@ class Recorder:
         return None if not self._poll else float(self._poll) * scale
 
     def _store_summary(self, server: ServerKey) -> dict[str, Any]:
-        state = _store_state(self.db, self.started or 0.0, server)
-        makeup = self._makeup
+        by_status, deployments = _store_state(self.db, self.started or 0.0, server)
+        by_status = _with_new(by_status, self.fleet_size)
         return {
-            "by_profile": makeup["by_profile"],
-            "by_key_type": makeup["by_key_type"],
-            "by_status": state["by_status"],
-            "by_profile_key": makeup["by_profile_key"],
-            "deployments": state["deployments"],
+            "by_profile": self._makeup["by_profile"],
+            "by_key_type": self._makeup["by_key_type"],
+            "by_status": by_status,
+            "by_profile_key": self._makeup["by_profile_key"],
+            "deployments": deployments,
         }
 
     def _run_record(
@@ -304,45 +305,29 @@ def anomaly_counts(parsed: Any) -> dict[str, Any] | None:
     }
 
 
-def fleet_makeup(db: str) -> dict[str, dict[str, int]]:
-    """Devices by profile, by key type and by both, in one scan of the store."""
+def _store_state(
+    db: str, since: float, server: ServerKey
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Statuses by the run's server, and this run's deployments by result and failure reason,
+    from the store (the coordinator has written it by now)."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT profile, key_type, COUNT(*) FROM devices GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
-    by_profile: Counter[str] = Counter()
-    by_key_type: Counter[str] = Counter()
-    for profile, key_type, count in rows:
-        by_profile[profile] += count
-        by_key_type[key_type] += count
-    return {
-        "by_profile": dict(sorted(by_profile.items())),
-        "by_key_type": dict(sorted(by_key_type.items())),
-        "by_profile_key": {f"{p} / {k}": n for p, k, n in rows},
-    }
-
-
-def _store_state(db: str, since: float, server: ServerKey) -> dict[str, Any]:
-    """Statuses by the run's server (devices it never answered are new), and this run's
-    deployments by result and failure reason, from the store (the coordinator has written
-    it by now)."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        (devices,) = conn.execute("SELECT COUNT(*) FROM devices").fetchone()
         by_status = dict(conn.execute(acceptance.STATUS_COUNTS, (server.url, server.tenant)))
         reasons = conn.execute(
             "SELECT result, COALESCE(failure_reason, ''), COUNT(*) FROM deployments"
             " WHERE started >= ? GROUP BY 1, 2 ORDER BY 3 DESC",
             (since - 1.0,),
         ).fetchall()
+    return by_status, [
+        {"result": r or "unfinished", "reason": why, "count": n} for r, why, n in reasons
+    ]
+
+
+def _with_new(by_status: dict[str, int], devices: int) -> dict[str, int]:
+    """Devices the server never answered are new to it."""
     answered = sum(by_status.values())
     if devices > answered:
         by_status["new"] = devices - answered
-    return {
-        "by_status": dict(sorted(by_status.items())),
-        "deployments": [
-            {"result": r or "unfinished", "reason": why, "count": n} for r, why, n in reasons
-        ],
-    }
+    return dict(sorted(by_status.items()))
 
 
 def _verdicts(environment: Any, fleet: Any) -> list[dict[str, Any]] | None:

@@ -23,13 +23,14 @@ from locust.runners import WorkerRunner
 from mendersim.device.behaviour import Behaviour
 from mendersim.device.deviceconnect import PING_EVERY_S
 from mendersim.device.engine import Device, EngineConfig
+from mendersim.device.transport import IN_FLIGHT
 from mendersim.errors import MendersimError
 from mendersim.fleet.model import DeviceRecord, DeviceStateUpdate
 from mendersim.harness import wire
 from mendersim.harness.worker import lifetime
 from mendersim.harness.worker.clock import GeventClock, LagHistogram
 from mendersim.harness.worker.listener import FleetCounters, HarnessListener
-from mendersim.harness.worker.transport import IN_FLIGHT, GeventTransport
+from mendersim.harness.worker.transport import GeventTransport
 from mendersim.telemetry.hub import hub_for
 
 logger = logging.getLogger(__name__)

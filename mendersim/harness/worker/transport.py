@@ -27,7 +27,7 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
 from mendersim.device import steps
-from mendersim.device.transport import Response, TransportError, WebSocket
+from mendersim.device.transport import IN_FLIGHT, Response, TransportError, WebSocket
 from mendersim.errors import ConfigError
 from mendersim.harness.reporting import stats
 from mendersim.schedule import Schedule
@@ -132,16 +132,6 @@ def _close_if_idle_since(kept: _Kept, until: float) -> None:
 IDLE_REAPER = IdleReaper()
 
 
-class _InFlight:
-    """Requests of this process on the wire: the end of a run waits for them to come back, so
-    that a final status the server took is also in the device's history."""
-
-    count = 0
-
-
-IN_FLIGHT = _InFlight()
-
-
 class GeventTransport:
     """A device's view of the network.
 
@@ -203,9 +193,8 @@ class GeventTransport:
     ) -> Response:
         origin, target = self._target(url)
         started = time.perf_counter()
-        IN_FLIGHT.count += 1
         try:
-            with self._client(origin) as client:
+            with IN_FLIGHT, self._client(origin) as client:
                 answer = client.request(method, target, body=body, headers=self._headers(headers))
                 try:
                     data = answer.read()
@@ -217,8 +206,6 @@ class GeventTransport:
             error = transport_error(exc)
             self._record(method, step, started, 0, error)
             raise error from None
-        finally:
-            IN_FLIGHT.count -= 1
         failure = stats.failure_for(step, method, status)
         self._record(
             method, step, started, len(data), stats.HttpFailure(failure) if failure else None
