@@ -125,6 +125,8 @@ class Harness:
                 events.quitting.add_listener(lifetime.exit_within_grace)
         if self.coordinates:
             self._start_coordinating()
+            if isinstance(self.runner, MasterRunner):
+                self._dispatch.watch(self.runner)
             events.test_start.add_listener(self._on_test_start)
             events.test_stopping.add_listener(self._on_test_stopping)
             events.test_stop.add_listener(self._on_test_stop)
@@ -284,8 +286,6 @@ class Harness:
     # -- coordinating side ---------------------------------------------------------------------
 
     def _on_test_start(self, **_: Any) -> None:
-        if isinstance(self.runner, MasterRunner):
-            self._dispatch.note()
         # The web UI's start form may have changed the options of this swarm.
         try:
             opts = self.options.reread(self.environment.parsed_options)
@@ -324,6 +324,7 @@ class Harness:
             self._commander.start()
 
     def _on_test_stopping(self, **_: Any) -> None:
+        self.view.stopping()
         if self._dispatch.end():
             logger.info("stopped mid-ramp: no more spawn messages go to the workers")
         if self._acceptance is not None:

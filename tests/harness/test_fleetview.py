@@ -77,3 +77,20 @@ def test_records_and_updates_survive_the_wire():
     assert wire.update_from_wire(wire.update_to_wire(update)) == update
     wire.apply_update(record, update)
     assert (record.artifact_name, record.partition) == ("fw-2", "b")
+
+
+def test_the_hand_ins_lag_is_left_out_of_the_figures_and_the_warning(caplog):
+    """The hand-in's walks over the fleet do not yield; the lag a worker reports with its final
+    state is the stop's own, not saturation, while its counts are the fleet as handed in."""
+    view = FleetView(1.0, users=lambda: 10, workers=lambda: ["w"])
+    view.update("w", _report(accepted=5, lag_s=0.05))
+    view.stopping()
+    with caplog.at_level(logging.WARNING, logger="mendersim.harness.coordination.fleetview"):
+        view.update("w", _report(accepted=10, lag_s=2.5))
+    assert "exceeds" not in caplog.text
+    snap = view.snapshot()
+    assert snap.devices_by_status == {"accepted": 10, "pending": 0}
+    assert snap.scheduler_lag_p99_s < 0.1
+    view.new_swarm(1.0)  # the next swarm's lag counts again
+    view.update("w", _report(lag_s=2.5))
+    assert view.snapshot().scheduler_lag_p99_s > 2

@@ -84,4 +84,8 @@ def test_sigterm_mid_ramp_ends_a_distributed_run_once_with_the_store_written(tmp
             "SELECT COUNT(*) FROM acceptance WHERE server = ? AND status = 'accepted'",
             (ServerKey.of(server.url).url,),
         ).fetchone()
+    print(
+        f"SIGTERM mid-ramp at {known_at_hand_in} known devices: every process gone in "
+        f"{took:.1f} s; accepted by the server {accepted}, in the store {stored}"
+    )
     assert accepted * 0.99 <= stored <= accepted, (stored, accepted)

@@ -58,6 +58,9 @@ class FleetView:
         self._reports: dict[str, dict[str, Any]] = {}
         self._lag: dict[str, tuple[float, float]] = {}  # client → (p99, max) of its last report
         self._warned = False  # the console hears of saturation once per swarm
+        # From the stop on, the lag measured is the hand-in's own (its walks over the fleet do
+        # not yield, by design) and no device runs: it says nothing of the load.
+        self._stopping = False
         self.rollout = FleetSnapshot()  # only the rollout_* fields are used
         self.lag_warning: str | None = None
         self.accept_warning: str | None = None  # set by the acceptance watch
@@ -69,7 +72,7 @@ class FleetView:
         counts = [0] * BUCKETS
         for index, count in report.get("lag", {}).items():
             counts[int(index)] = count
-        if sum(counts) == 0:
+        if sum(counts) == 0 or self._stopping:
             return
         p99 = percentile_s(counts, 0.99)
         self._lag[client] = (p99, float(report.get("lag_max", 0.0)))
@@ -88,7 +91,11 @@ class FleetView:
 
     def new_swarm(self, lag_bound_s: float) -> None:
         """A swarm starts: its bound, and its own saturation warning."""
-        self.lag_bound, self._warned = lag_bound_s, False
+        self.lag_bound, self._warned, self._stopping = lag_bound_s, False, False
+
+    def stopping(self) -> None:
+        """The swarm stops: later reports count the fleet, and their lag is left out."""
+        self._stopping = True
 
     def snapshot(self) -> FleetSnapshot:
         live = set(self._workers())
