@@ -353,7 +353,7 @@ class SeedStore:
             return {str(key): n for key, n in self._conn.execute(sql)}
 
         by = "SELECT {0}, COUNT(*) FROM devices GROUP BY {0} ORDER BY {0}"
-        fleet = makeup(self._conn)
+        fleet = self.makeup()
         return {
             "path": str(self.path),
             "devices": sum(fleet["by_profile"].values()),
@@ -367,6 +367,22 @@ class SeedStore:
             ),
         }
 
+    def makeup(self) -> dict[str, dict[str, int]]:
+        """Devices by profile, by key type and by both, in one scan of the store."""
+        rows = self._conn.execute(
+            "SELECT profile, key_type, COUNT(*) FROM devices GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        by_profile: Counter[str] = Counter()
+        by_key_type: Counter[str] = Counter()
+        for profile, key_type, count in rows:
+            by_profile[profile] += count
+            by_key_type[key_type] += count
+        return {
+            "by_profile": dict(sorted(by_profile.items())),
+            "by_key_type": dict(sorted(by_key_type.items())),
+            "by_profile_key": {f"{p} / {k}": n for p, k, n in rows},
+        }
+
     def _by_server(self) -> dict[str, dict[str, int]]:
         by_server: dict[str, dict[str, int]] = {}
         rows = self._conn.execute(
@@ -376,23 +392,6 @@ class SeedStore:
         for server, tenant, status, count in rows:
             by_server.setdefault(str(ServerKey(server, tenant)), {})[status] = count
         return by_server
-
-
-def makeup(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """Devices by profile, by key type and by both, in one scan of the store."""
-    rows = conn.execute(
-        "SELECT profile, key_type, COUNT(*) FROM devices GROUP BY 1, 2 ORDER BY 1, 2"
-    ).fetchall()
-    by_profile: Counter[str] = Counter()
-    by_key_type: Counter[str] = Counter()
-    for profile, key_type, count in rows:
-        by_profile[profile] += count
-        by_key_type[key_type] += count
-    return {
-        "by_profile": dict(sorted(by_profile.items())),
-        "by_key_type": dict(sorted(by_key_type.items())),
-        "by_profile_key": {f"{p} / {k}": n for p, k, n in rows},
-    }
 
 
 _TABLES = {"meta", "profiles", "devices", "deployments", "acceptance"}

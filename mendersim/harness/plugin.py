@@ -162,6 +162,7 @@ class Harness:
             opts.db,
             self.coordinator.fleet_size,
             self.coordinator.fleet_config,
+            store.makeup(),
         )
         if not self.environment.host:
             server_log = opts.server_log or str(self.recorder.server_log())

@@ -31,7 +31,6 @@ from locust.stats import RequestStats, StatsEntry
 import mendersim
 from mendersim.fleet import acceptance
 from mendersim.fleet.acceptance import ServerKey
-from mendersim.fleet.store import makeup
 from mendersim.harness.config.secrets import SECRET_OPTIONS
 from mendersim.harness.coordination.fleetview import FleetView
 from mendersim.harness.reporting import measures, thresholds
@@ -149,16 +148,16 @@ class Recorder:
         db: str,
         fleet_size: int,
         fleet_config: dict[str, Any],
+        makeup: dict[str, dict[str, int]],
     ) -> None:
         self.environment = environment
         self.view = view
         self.db = db
         self.fleet_size = fleet_size
         self._poll = fleet_config.get("poll_interval")
-        # No run changes what the fleet is made of: read once now, not at the exit, where one
-        # scan of a million devices costs the stop seconds.
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            self._makeup = makeup(conn)
+        # The store's make-up (SeedStore.makeup), which no run changes: read at the start, not
+        # at the exit, where one scan of a million devices costs the stop seconds.
+        self._makeup = makeup
         self.run_dir = run_dir_of(environment.parsed_options)
         self.started: float | None = None
         self._greenlet: gevent.Greenlet | None = None
@@ -229,7 +228,8 @@ class Recorder:
 
     def _store_summary(self, server: ServerKey) -> dict[str, Any]:
         by_status, deployments = _store_state(self.db, self.started or 0.0, server)
-        by_status = _with_new(by_status, self.fleet_size)
+        # every device of the store, not only those of this run's profiles
+        by_status = _with_new(by_status, sum(self._makeup["by_profile"].values()))
         return {
             "by_profile": self._makeup["by_profile"],
             "by_key_type": self._makeup["by_key_type"],
